@@ -1,0 +1,5 @@
+import sys
+
+from videop2r.cli import main
+
+sys.exit(main())

@@ -1,0 +1,103 @@
+"""The one list of Prometheus metrics this project exports.
+
+Dashboards (`infra/dashboards/`), alert rules (`infra/prometheus/`) and the chart read their
+metric names from `CATALOG` (tests check that every name they use is declared here), and the
+code gets its collectors with `metric(name)`. Per-process rewards are first-class: one gauge
+with `process` (perception|reasoning) and `component` (accuracy|format|length|total) labels.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+PROCESSES = ("perception", "reasoning")
+REWARD_COMPONENTS = ("accuracy", "format", "length", "total")
+JUDGE_VERDICTS = ("yes", "no", "refused", "error")
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    kind: str  # counter | gauge | histogram
+    help: str
+    labels: tuple[str, ...] = ()
+
+
+CATALOG: dict[str, MetricSpec] = {
+    spec.name: spec
+    for spec in (
+        # -- training driver
+        MetricSpec("videop2r_train_step", "gauge", "Last completed training step", ("run", "stage")),
+        MetricSpec("videop2r_train_phase_seconds", "histogram", "Wall time per step phase", ("run", "phase")),
+        MetricSpec("videop2r_reward", "gauge", "Mean reward component of the last step",
+                   ("run", "process", "component")),
+        MetricSpec("videop2r_advantage_mean", "gauge", "Mean advantage over the process tokens", ("run", "process")),
+        MetricSpec("videop2r_advantage_abs_mean", "gauge", "Mean |advantage| over the process tokens",
+                   ("run", "process")),
+        MetricSpec("videop2r_advantage_collapse_fraction", "gauge",
+                   "Fraction of groups whose reward std is zero (zero advantage)", ("run", "process")),
+        MetricSpec("videop2r_kl", "gauge", "KL(policy || reference), k3 estimate, token mean", ("run",)),
+        MetricSpec("videop2r_entropy", "gauge", "Policy entropy, token mean", ("run",)),
+        MetricSpec("videop2r_policy_loss", "gauge", "Policy loss of the last update", ("run",)),
+        MetricSpec("videop2r_segment_length_tokens", "gauge", "Mean segment length in tokens", ("run", "process")),
+        MetricSpec("videop2r_think_answer_mismatch_rate", "gauge",
+                   "Fraction of rollouts whose answer contradicts the conclusion of the think part", ("run",)),
+        MetricSpec("videop2r_rollout_tokens_per_second", "gauge", "Generated tokens per second, last step", ("run",)),
+        MetricSpec("videop2r_eval_accuracy", "gauge", "Held-out accuracy", ("run", "split", "metric")),
+        MetricSpec("videop2r_samples_skipped_total", "counter", "Samples skipped (bad record, bad media, ...)",
+                   ("reason",)),
+        MetricSpec("videop2r_endpoint_failures_total", "counter", "Calls to a dead or failing endpoint",
+                   ("service", "endpoint")),
+        # -- reward services
+        MetricSpec("videop2r_reward_requests_total", "counter", "HTTP requests to a reward service",
+                   ("service", "status")),
+        MetricSpec("videop2r_reward_request_seconds", "histogram", "Reward service request latency", ("service",)),
+        MetricSpec("videop2r_reward_items_total", "counter", "Items scored or judged", ("service",)),
+        MetricSpec("videop2r_judge_verdicts_total", "counter", "Perception judge verdicts", ("judge", "verdict")),
+        MetricSpec("videop2r_judge_call_seconds", "histogram", "Latency of one judge backend call", ("judge",)),
+        MetricSpec("videop2r_judge_cache_hits_total", "counter", "Judge verdicts served from cache", ("judge",)),
+        MetricSpec("videop2r_judge_cache_misses_total", "counter", "Judge verdicts not in cache", ("judge",)),
+        MetricSpec("videop2r_judge_in_flight", "gauge", "Judge backend calls in flight", ("judge",)),
+        # -- rollout
+        MetricSpec("videop2r_rollout_requests_total", "counter", "Generate requests", ("status",)),
+        MetricSpec("videop2r_rollout_request_seconds", "histogram", "Generate request latency", ()),
+        MetricSpec("videop2r_rollout_generated_tokens_total", "counter", "Tokens generated", ()),
+        MetricSpec("videop2r_rollout_in_flight", "gauge", "Generate requests in flight", ()),
+        MetricSpec("videop2r_rollout_weight_version", "gauge", "Weight version the server generates with", ()),
+    )
+}
+
+_lock = threading.Lock()
+_created: dict[tuple[int, str], object] = {}
+
+
+def metric(name: str, registry: CollectorRegistry | None = None):
+    """The collector for a catalogued metric, created once per registry."""
+    spec = CATALOG.get(name)
+    if spec is None:
+        raise KeyError(f"metric {name!r} is not in videop2r.metrics.CATALOG")
+    registry = registry or REGISTRY
+    key = (id(registry), name)
+    with _lock:
+        found = _created.get(key)
+        if found is None:
+            metric_name = name[: -len("_total")] if spec.kind == "counter" else name
+            if spec.kind == "counter":
+                found = Counter(metric_name, spec.help, spec.labels, registry=registry)
+            elif spec.kind == "gauge":
+                found = Gauge(metric_name, spec.help, spec.labels, registry=registry)
+            else:
+                found = Histogram(metric_name, spec.help, spec.labels, registry=registry, buckets=LATENCY_BUCKETS)
+            _created[key] = found
+        return found
+
+
+def exported_series(spec: MetricSpec) -> tuple[str, ...]:
+    """The series names Prometheus sees for a metric (histograms have three)."""
+    if spec.kind == "histogram":
+        return (f"{spec.name}_bucket", f"{spec.name}_sum", f"{spec.name}_count")
+    return (spec.name,)
