@@ -9,6 +9,7 @@ with `process` (perception|reasoning) and `component` (accuracy|format|length|to
 from __future__ import annotations
 
 import threading
+import weakref
 from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
@@ -50,6 +51,8 @@ CATALOG: dict[str, MetricSpec] = {
         MetricSpec("videop2r_eval_accuracy", "gauge", "Held-out accuracy", ("run", "split", "metric")),
         MetricSpec("videop2r_samples_skipped_total", "counter", "Samples skipped (bad record, bad media, ...)",
                    ("reason",)),
+        MetricSpec("videop2r_storage_retries_total", "counter",
+                   "Object-store operations retried after a transient error", ("backend", "operation")),
         MetricSpec("videop2r_endpoint_failures_total", "counter", "Calls to a dead or failing endpoint",
                    ("service", "endpoint")),
         # -- reward services
@@ -62,6 +65,13 @@ CATALOG: dict[str, MetricSpec] = {
         MetricSpec("videop2r_judge_cache_hits_total", "counter", "Judge verdicts served from cache", ("judge",)),
         MetricSpec("videop2r_judge_cache_misses_total", "counter", "Judge verdicts not in cache", ("judge",)),
         MetricSpec("videop2r_judge_in_flight", "gauge", "Judge backend calls in flight", ("judge",)),
+        MetricSpec("videop2r_judge_retries_total", "counter",
+                   "Judge backend calls retried after a timeout, 429 or 5xx", ("judge",)),
+        MetricSpec("videop2r_judge_unparseable_total", "counter",
+                   "Judge replies without a readable <judgement>, scored No", ("judge",)),
+        MetricSpec("videop2r_judge_refusals_total", "counter",
+                   "Observations refused by the hack guard, by rule", ("judge", "rule")),
+        MetricSpec("videop2r_reward_in_flight", "gauge", "Requests a reward service is working on", ("service",)),
         # -- rollout
         MetricSpec("videop2r_rollout_requests_total", "counter", "Generate requests", ("status",)),
         MetricSpec("videop2r_rollout_request_seconds", "histogram", "Generate request latency", ()),
@@ -72,7 +82,9 @@ CATALOG: dict[str, MetricSpec] = {
 }
 
 _lock = threading.Lock()
-_created: dict[tuple[int, str], object] = {}
+# Keyed by the registry object itself (weakly): keying by id() handed a collector of a dead
+# registry to a new one that happened to get the same id.
+_created: "weakref.WeakKeyDictionary[CollectorRegistry, dict[str, object]]" = weakref.WeakKeyDictionary()
 
 
 def metric(name: str, registry: CollectorRegistry | None = None):
@@ -81,9 +93,9 @@ def metric(name: str, registry: CollectorRegistry | None = None):
     if spec is None:
         raise KeyError(f"metric {name!r} is not in videop2r.metrics.CATALOG")
     registry = registry or REGISTRY
-    key = (id(registry), name)
     with _lock:
-        found = _created.get(key)
+        of_registry = _created.setdefault(registry, {})
+        found = of_registry.get(name)
         if found is None:
             metric_name = name[: -len("_total")] if spec.kind == "counter" else name
             if spec.kind == "counter":
@@ -92,7 +104,7 @@ def metric(name: str, registry: CollectorRegistry | None = None):
                 found = Gauge(metric_name, spec.help, spec.labels, registry=registry)
             else:
                 found = Histogram(metric_name, spec.help, spec.labels, registry=registry, buckets=LATENCY_BUCKETS)
-            _created[key] = found
+            of_registry[name] = found
         return found
 
 

@@ -3,13 +3,21 @@
 `open_store(uri, config)` picks the backend from the URI: `s3://bucket/prefix` or a local path.
 """
 
-from videop2r.storage.base import ObjectInfo, ObjectNotFound, ObjectStore, StorageError
+from __future__ import annotations
 
-__all__ = ["ObjectInfo", "ObjectNotFound", "ObjectStore", "StorageError", "open_store"]
+from typing import TYPE_CHECKING
+
+from videop2r.storage.base import InvalidKey, ObjectInfo, ObjectNotFound, ObjectStore, StorageError, check_key
+
+if TYPE_CHECKING:
+    from videop2r.config import StorageConfig
+
+__all__ = ["InvalidKey", "ObjectInfo", "ObjectNotFound", "ObjectStore", "StorageError", "check_key", "open_store"]
 
 
-def open_store(uri: str, config=None) -> ObjectStore:  # noqa: ANN001 - StorageConfig, imported lazily
-    """Open the store at `uri` (local path or s3://bucket/prefix) with credentials from `config`/env."""
-    from videop2r.storage.uri import open_store as _open
+def open_store(uri: str, config: StorageConfig | None = None) -> ObjectStore:
+    """Open the store at `uri` (local path, file:// or s3://bucket/prefix); S3 endpoint and
+    credentials come from `config`, else $S3_ENDPOINT/$AWS_ENDPOINT_URL and $AWS_*/$MINIO_ROOT_*."""
+    from videop2r.storage.uri import open_store as _open  # minio is imported only for s3:// URIs
 
     return _open(uri, config)
