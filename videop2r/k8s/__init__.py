@@ -1,0 +1,2 @@
+"""Kubernetes: RayJob manifests and their submission (`videop2r submit`, `videop2r jobs`), RayJob
+status, CRD structural-schema validation, and fan-out over the pods of a headless Service."""
