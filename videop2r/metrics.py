@@ -78,6 +78,12 @@ CATALOG: dict[str, MetricSpec] = {
         MetricSpec("videop2r_rollout_generated_tokens_total", "counter", "Tokens generated", ()),
         MetricSpec("videop2r_rollout_in_flight", "gauge", "Generate requests in flight", ()),
         MetricSpec("videop2r_rollout_weight_version", "gauge", "Weight version the server generates with", ()),
+        # -- evaluation and the CoT data pipeline
+        MetricSpec("videop2r_eval_items_total", "counter",
+                   "Benchmark items finished, by outcome (ok, no_answer, bad_row, missing_media, ...)",
+                   ("benchmark", "status")),
+        MetricSpec("videop2r_cot_records_total", "counter",
+                   "CoT pipeline records through a step, by outcome", ("step", "outcome")),
     )
 }
 
