@@ -1,0 +1,1 @@
+"""Video QA data: records, decoding and sampling, synthetic clips, shards."""
