@@ -67,6 +67,9 @@ def _eval(args: argparse.Namespace) -> int:
         raise ConfigError(f"config error: --benchmark: {exc.args[0]}") from None
     shared, named = _split_data(args.data)
     endpoints = [url.strip() for value in args.endpoint or [] for url in value.split(",") if url.strip()]
+    if not endpoints and not args.model:
+        # in the cluster: the rollout Service of the chart's config
+        endpoints = list(config.rollout.endpoints)
     request = EvalRequest(
         benchmarks=names,
         data=shared,
@@ -120,7 +123,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "-e",
         action="append",
         help="running server(s): SGLang API (transport generate) or OpenAI-compatible (chat); "
-        "comma-separated or repeated",
+        "comma-separated or repeated (default: rollout.endpoints of the config)",
     )
     parser.add_argument("--output", "-o", help="output directory (per-item JSONL, summary.md, summary.json)")
     parser.add_argument("--name", help="model label in the summary (default: the checkpoint path)")
