@@ -14,9 +14,10 @@ Public API (stable):
 - ``Completion``: text, output_ids, output_logprobs (one per output id), finish_reason
   ("stop"|"length"), matched_stop, prompt_tokens, weight_version, endpoint, meta_info.
 - ``update_weights(endpoints, path, version)`` — strict one-shot weight sync (all must succeed).
-- Payloads: ``sample_payload(processor, sample, sampling, inputs=None)`` (training: exact ids +
-  exact frames), ``generate_payload(...)``, ``sampling_params(RolloutConfig, blocked_token_ids=...)``,
-  ``video_item`` / ``image_item``; wire codec in ``videop2r.rollout.media``.
+- Payloads: ``sample_payload(processor, sample, sampling, inputs=None, rid=None, transport="frames",
+  source=None)`` (training: exact ids + exact frames; ``transport="source"``: text prompt + media
+  URI for SGLang pods), ``generate_payload(...)``, ``sampling_params(RolloutConfig,
+  blocked_token_ids=...)``, ``video_item`` / ``image_item``; wire codec in ``videop2r.rollout.media``.
 - Errors: ``RolloutRequestError`` (4xx, not retried), ``RolloutUnavailable`` (all attempts
   failed, lists them), ``WeightSyncError``.
 """
