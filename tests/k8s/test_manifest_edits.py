@@ -84,6 +84,19 @@ def test_headless_service_fans_out_to_every_pod():
 
 
 def test_fan_out_with_the_real_resolver():
-    assert expand_endpoints(["http://localhost:8000/v1"]) in (
-        ["http://127.0.0.1:8000/v1"], ["http://127.0.0.1:8000/v1", "http://[::1]:8000/v1"],
-        ["http://[::1]:8000/v1", "http://127.0.0.1:8000/v1"])
+    # localhost is kept whole (a server on 127.0.0.1 does not answer on ::1); other names resolve
+    assert expand_endpoints(["http://localhost:8000/v1"]) == ["http://localhost:8000/v1"]
+    assert expand_endpoints(["http://127.0.0.1:8000/v1"]) == ["http://127.0.0.1:8000/v1"]
+
+
+def test_rollout_client_fans_out_over_the_configured_service(monkeypatch):
+    from videop2r.config import RolloutConfig
+    from videop2r.k8s import endpoints as endpoints_module
+    from videop2r.rollout import RolloutClient
+
+    def resolve(host, port, type=None):  # noqa: A002 - getaddrinfo's keyword
+        return [(socket.AF_INET, type, 6, "", (address, port)) for address in ("10.1.0.4", "10.1.0.5")]
+
+    monkeypatch.setattr(endpoints_module.socket, "getaddrinfo", resolve)
+    client = RolloutClient.from_config(RolloutConfig(endpoints=["http://rollout.ml.svc:30000"]))
+    assert [endpoint.url for endpoint in client.endpoints] == ["http://10.1.0.4:30000", "http://10.1.0.5:30000"]

@@ -25,17 +25,19 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def expand_endpoints(urls: list[str], resolve: Resolver = socket.getaddrinfo) -> list[str]:
+def expand_endpoints(urls: list[str], resolve: Resolver | None = None) -> list[str]:
     """One http URL per resolved address, in resolver order, duplicates removed.
 
-    IP literals, https URLs (certificates name the host) and names that do not resolve are
-    kept as they are: a dead name is the client's to count as an endpoint failure.
+    IP literals, localhost, https URLs (certificates name the host) and names that do not resolve
+    are kept as they are: a dead name is the client's to count as an endpoint failure.
     """
+    resolve = resolve or socket.getaddrinfo
     expanded: list[str] = []
     for url in urls:
         parts = urlsplit(url)
         host = parts.hostname or ""
-        if parts.scheme != "http" or not host or _is_ip(host):
+        # localhost stays one endpoint: a server bound to 127.0.0.1 does not answer on ::1
+        if parts.scheme != "http" or not host or _is_ip(host) or host == "localhost":
             candidates = [url]
         else:
             port = parts.port or 80

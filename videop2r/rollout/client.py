@@ -172,8 +172,11 @@ class RolloutClient:
     @classmethod
     def from_config(cls, config: Any, **kwargs: Any) -> "RolloutClient":
         """From a ``RolloutConfig`` (endpoints, balance, timeouts, retries)."""
+        from videop2r.k8s.endpoints import expand_endpoints
+
         kwargs.setdefault("check_version", config.check_weight_version)
-        return cls(list(config.endpoints), balance=config.balance, timeout_s=config.timeout_s,
+        # a headless Service name resolves to every ready rollout pod: one endpoint each
+        return cls(expand_endpoints(list(config.endpoints)), balance=config.balance, timeout_s=config.timeout_s,
                    connect_timeout_s=config.connect_timeout_s, max_retries=config.max_retries,
                    retry_backoff_s=config.retry_backoff_s, **kwargs)
 
