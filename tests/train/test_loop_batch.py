@@ -1,0 +1,93 @@
+"""The driver's step math: rollouts + rewards → masks → verl-registry advantages → learner batch."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from videop2r.config import load_config
+from videop2r.data.records import VideoR1Record
+from videop2r.learner.batch import MULTI_MODAL_KEYS
+from videop2r.rollout import Completion
+from videop2r.train.batches import PromptInputs
+from videop2r.train.group_rewards import ScoredResponse
+from videop2r.train.loop import Group, PAGRPOLoop, Prompt, rollout_seed
+
+RECORD = VideoR1Record(problem_id="q1", problem="What colour?", options=["A. red", "B. green"],
+                       solution="<answer>B</answer>", path="v.mp4", data_type="video", problem_type="multiple choice")
+GOOD = "<observation>I see green.</observation><think>Green is option B.</think><answer>B</answer>"
+BAD = "<observation>I see red.</observation><think>Red is option A.</think><answer>A</answer>"
+
+
+@pytest.fixture(scope="module")
+def processor(assets):
+    from videop2r.model import load_processor
+
+    return load_processor(assets["model"])
+
+
+def _loop(processor, estimator: str) -> PAGRPOLoop:
+    config = load_config(overrides=[f"algorithm.adv_estimator={estimator}"])
+    runtime = SimpleNamespace(config=config, processor=processor, blocked_token_ids=[])
+    return PAGRPOLoop(runtime, learner=None, feed=None)
+
+
+def _group(processor, scores: list[tuple[float, float]]) -> Group:
+    import numpy as np
+
+    from videop2r.prompting import build_inputs
+
+    clip = SimpleNamespace(frames=np.zeros((4, 56, 56, 3), dtype=np.uint8), sample_fps=2.0)
+    sample = SimpleNamespace(record=RECORD, video=clip)
+    features = build_inputs(processor, sample)
+    inputs = PromptInputs(features["input_ids"][0].tolist(),
+                          {k: features[k] for k in MULTI_MODAL_KEYS if k in features}, features)
+    end = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    completions, scored = [], []
+    for text, (r_p, r_r) in zip([GOOD, BAD], scores):
+        ids = processor.tokenizer(text, add_special_tokens=False)["input_ids"] + [end]
+        completions.append(Completion(text, ids, [-0.5] * len(ids), "stop", end, len(inputs.prompt_ids), "3", "u"))
+        scored.append(ScoredResponse(text, {"accuracy": r_p - 1, "format": 1, "length_reward": 0.0, "total": r_p},
+                                     {"accuracy": r_r - 1, "format": 1, "length_reward": 0.0, "total": r_r}, None))
+    return Group(Prompt("1-0", sample, inputs), completions, scored)
+
+
+def test_pa_grpo_puts_each_process_advantage_on_its_own_tokens(processor):
+    loop = _loop(processor, "pa_grpo")
+    batch, stats = loop.training_batch([_group(processor, [(2.0, 2.0), (1.0, 1.0)])])
+    adv, mask = batch.batch["advantages"], batch.batch["response_mask"]
+    assert adv.shape == mask.shape and batch.batch["old_log_probs"].shape == mask.shape
+    good, bad = adv[0][mask[0].bool()], adv[1][mask[1].bool()]
+    # two-member group, R_P and R_R both differ by 1: A = ±1/(std≈0.707) on their own tokens
+    assert torch.allclose(good[:-1], torch.full_like(good[:-1], 0.7071), atol=1e-3)
+    assert torch.allclose(bad[:-1], torch.full_like(bad[:-1], -0.7071), atol=1e-3)
+    assert good[-1] == 0 and bad[-1] == 0  # <|im_end|> is outside both processes: no advantage
+    assert stats["collapse/perception"] == 0 and stats["reward/perception/total"] == 1.5
+    assert batch.non_tensor_batch["weight_version"].tolist() == [3, 3]
+    assert torch.equal(batch.batch["rollout_log_probs"][0][mask[0].bool()], torch.full((int(mask[0].sum()),), -0.5))
+
+
+def test_only_the_process_that_differs_gets_an_advantage(processor):
+    loop = _loop(processor, "pa_grpo")
+    batch, stats = loop.training_batch([_group(processor, [(2.0, 1.0), (1.0, 1.0)])])  # same R_R
+    text_ids = processor.tokenizer(GOOD, add_special_tokens=False)["input_ids"]
+    observation_tokens = len(processor.tokenizer("<observation>I see green.</observation>",
+                                                 add_special_tokens=False)["input_ids"])
+    row = batch.batch["advantages"][0][: len(text_ids)]
+    assert (row[:observation_tokens] > 0).all() and (row[observation_tokens:] == 0).all()
+    assert stats["collapse/reasoning"] == 1.0 and stats["collapse/perception"] == 0.0
+
+
+def test_grpo_spreads_one_advantage_over_all_tokens(processor):
+    loop = _loop(processor, "grpo")
+    batch, _ = loop.training_batch([_group(processor, [(2.0, 1.0), (1.0, 1.0)])])
+    mask = batch.batch["response_mask"][0].bool()
+    row = batch.batch["advantages"][0][mask]
+    assert torch.allclose(row, torch.full_like(row, row[0])) and row[0] > 0
+
+
+def test_rollout_seeds_are_a_pure_function_of_step_and_prompt():
+    assert rollout_seed(0, 5, 1) == rollout_seed(0, 5, 1)
+    assert len({rollout_seed(0, step, i) for step in range(50) for i in range(8)}) == 400
