@@ -7,6 +7,15 @@ import pytest
 from videop2r.cli import main
 
 
+@pytest.fixture(autouse=True)
+def no_ray_running():
+    """Earlier tests in the same process may leave a Ray session up; these tests assert none is started."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
 @pytest.fixture
 def config_path(make_config, tmp_path):
     return make_config(tmp_path / "c.yaml", tmp_path / "run")

@@ -146,3 +146,28 @@ def test_a_run_killed_mid_way_resumes_to_the_same_weights(reference_run, make_co
     uninterrupted = _weights(base / "store" / "checkpoints" / "reference" / "pa_grpo" / final)
     moved = _max_difference(uninterrupted, _weights(sft_model))
     assert _max_difference(resumed, uninterrupted) <= 1e-5 + 1e-3 * moved, (killed_at, moved)
+
+
+def test_ctrl_c_leaves_a_valid_resumable_checkpoint(reference_run, make_config):
+    from videop2r.storage import open_store
+    from videop2r.train.checkpoint import CheckpointStore
+
+    base = reference_run["base"]
+    config = make_config(base / "interrupted.yaml", base / "interrupted",
+                         trainer={"total_steps": 20, "eval_before": False})
+    process = subprocess.Popen([sys.executable, "-m", "videop2r", "train", "--config", str(config),
+                                f"model.path={reference_run['run_dir'] / 'sft-model'}"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 480
+    while _latest(base / "store", "interrupted") < 1:
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)  # Ctrl-C, possibly in the middle of writing the next checkpoint
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, output[-2000:]
+    assert "interrupted" in output
+    checkpoints = CheckpointStore(open_store(str(base / "store")), "checkpoints/interrupted/pa_grpo")
+    latest = checkpoints.latest()
+    assert latest is not None and latest.step >= 1 and checkpoints.is_complete(latest)
+    state, _ = checkpoints.driver_state(latest)
+    assert state["step"] == latest.step and state["cursor"]["position"] > 0
