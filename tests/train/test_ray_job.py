@@ -30,12 +30,19 @@ def ray_head(tmp_path, monkeypatch):
     ray_bin = Path(sys.executable).with_name("ray")
     if not ray_bin.exists() and not shutil.which("ray"):
         pytest.skip("the `ray` CLI is not installed")
+    import ray
+
+    if ray.is_initialized():  # a local Ray left by earlier tests holds Ray's default agent ports
+        ray.shutdown()
     gcs_port, dashboard_port = free_port(), free_port()
+    agent_ports = ["--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port()),
+                   "--metrics-export-port", str(free_port()), "--runtime-env-agent-port", str(free_port())]
     temp_dir = Path("/tmp") / f"ray-p2r-{os.getpid()}-{gcs_port}"  # short: Ray's socket paths have a length limit
     head = subprocess.Popen(
         [str(ray_bin), "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(gcs_port),
          "--num-cpus", "2", "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
-         "--dashboard-port", str(dashboard_port), "--temp-dir", str(temp_dir), "--disable-usage-stats"],
+         "--dashboard-port", str(dashboard_port), "--temp-dir", str(temp_dir), "--disable-usage-stats",
+         *agent_ports],
         stdout=open(tmp_path / "ray-head.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
         env={**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"},
     )
