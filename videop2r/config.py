@@ -269,6 +269,8 @@ class TrainerConfig(Section):
     local_rollout_args: list[str] = Field(default_factory=list)
     # -- old log-probs of the PPO ratio: recomputed by the learner (verl's default), or the rollout's own
     old_log_prob_source: Literal["learner", "rollout"] = "learner"
+    # -- where the final PA-GRPO policy is published as an HF checkpoint; empty = <output_dir>/pa_grpo-model
+    output_path: str = ""
     # -- stage 1: supervised fine-tuning on the records' process-aware outputs
     sft: SFTConfig = Field(default_factory=SFTConfig)
 

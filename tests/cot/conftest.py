@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -42,35 +40,3 @@ def synth(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth")
     synthesize(out, 3, seed=0, splits=["eval"], write_json=False, progress=False)
     return out
-
-
-class ThreadServer:
-    """A FastAPI app under uvicorn in a thread of this process (for scripted judges)."""
-
-    def __init__(self, app) -> None:
-        import uvicorn
-
-        self.port = scripted_model().free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", log_config=None)
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> "ThreadServer":
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("in-thread server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-
-
-@pytest.fixture
-def thread_server():
-    return ThreadServer

@@ -17,13 +17,14 @@ import atexit
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+
+from videop2r.train.services_local import free_port
 
 EMITTED = "<observation>yellow</observation><think>so</think><answer>D</answer>"
 _SERVER: "ServerProcess | None" = None
@@ -71,11 +72,6 @@ def build_emitter(out_dir: Path) -> Path:
     processor.save_pretrained(target)
     return target
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def child_env() -> dict[str, str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -18,6 +17,7 @@ import pytest
 import yaml
 
 from videop2r.metrics import CATALOG, exported_series
+from videop2r.train.services_local import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "infra" / "prometheus" / "alerts.yaml"
@@ -184,11 +184,6 @@ def test_rules_with_other_thresholds_pass_promtool(helm_run, tmp_path):
 
 
 # -- a real Prometheus parses every query -------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def http_json(url: str) -> dict:

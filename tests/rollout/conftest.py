@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +14,8 @@ import httpx
 import numpy as np
 import pytest
 import torch
+
+from videop2r.train.services_local import free_port
 
 # one thread: OpenMP spinning under a shared, oversubscribed CPU costs 10-50x
 torch.set_num_threads(1)
@@ -49,43 +49,6 @@ def moving_square(frames: int = 8, size: int = 84, step: int = 5) -> np.ndarray:
 def clip() -> np.ndarray:
     return moving_square()
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class ThreadServer:
-    """The FastAPI app under uvicorn in a background thread of this process."""
-
-    def __init__(self, app) -> None:
-        import uvicorn
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    log_config=None))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> "ThreadServer":
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("in-thread server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-
-
-@pytest.fixture(scope="session")
-def thread_server():
-    """Factory: ``with thread_server(app) as server: server.url``."""
-    return ThreadServer
 
 
 @dataclass

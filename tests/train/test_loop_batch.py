@@ -91,3 +91,33 @@ def test_grpo_spreads_one_advantage_over_all_tokens(processor):
 def test_rollout_seeds_are_a_pure_function_of_step_and_prompt():
     assert rollout_seed(0, 5, 1) == rollout_seed(0, 5, 1)
     assert len({rollout_seed(0, step, i) for step in range(50) for i in range(8)}) == 400
+
+
+async def test_rewards_start_as_each_rollout_returns(processor):
+    """A fast prompt is scored while a slow prompt is still generating (not after the whole batch)."""
+    import asyncio
+    import time
+
+    events: list[tuple[str, str, float]] = []
+
+    class SlowFastRollout:
+        async def generate(self, payload):
+            uid = payload["rid"]
+            await asyncio.sleep(0.5 if uid == "1-0" else 0.05)
+            events.append(("rollout_done", uid, time.monotonic()))
+            return [Completion(GOOD, [1, 2], [], "stop", None, 3, "0", "u")]
+
+    class RecordingScorer:
+        async def score_group(self, record, uid, responses):
+            events.append(("score_start", uid, time.monotonic()))
+            return [ScoredResponse(r, {"total": 1.0}, {"total": 1.0}, None) for r in responses]
+
+    loop = _loop(processor, "pa_grpo")
+    loop.rt.rollout, loop.rt.scorer = SlowFastRollout(), RecordingScorer()
+    features = {"input_ids": torch.tensor([[1, 2, 3]])}
+    prompts = [Prompt(uid, SimpleNamespace(record=RECORD, video=None, image=None), PromptInputs([1, 2, 3], {}, features))
+               for uid in ("1-0", "1-1")]
+    groups = await loop._collect(prompts, step=1)
+    assert [g.prompt.uid for g in groups] == ["1-0", "1-1"] and not any(g.error for g in groups)
+    at = {(kind, uid): t for kind, uid, t in events}
+    assert at[("score_start", "1-1")] < at[("rollout_done", "1-0")]

@@ -7,7 +7,6 @@ both reward services (evidence judge) started as real local processes.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -97,6 +96,9 @@ def test_sft_then_pa_grpo_writes_models_metrics_checkpoints_and_report(reference
     assert (final / "MANIFEST.json").is_file() and (final / "learner" / "learner_state.json").is_file()
     assert sorted(p.name for p in checkpoints.glob("step-*")) == [f"step-{s:06d}" for s in (STEPS - 1, STEPS)]
     assert _max_difference(_weights(final / "hf"), _weights(sft_model)) > 0  # PA-GRPO moved them too
+    published = run_dir / "pa_grpo-model"  # the final policy, as an ordinary HF checkpoint
+    assert json.loads((published / "weight_version.json").read_text())["version"] == STEPS
+    assert _max_difference(_weights(published), _weights(final / "hf")) == 0
     print(f"reference SFT + PA-GRPO wall time: {reference_run['seconds']:.0f}s")
 
 
@@ -107,67 +109,77 @@ def _children(pid: int) -> list[psutil.Process]:
         return []
 
 
-def test_a_run_killed_mid_way_resumes_to_the_same_weights(reference_run, make_config, run_cli):
-    base = reference_run["base"]
-    run_dir = base / "killed"
-    config = make_config(base / "killed.yaml", run_dir, trainer={"total_steps": STEPS, "eval_every": 2,
-                                                                  "eval_before": False})
+def _start(args: list[str], log_path: Path) -> subprocess.Popen:
+    return subprocess.Popen(args, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+
+
+def _wait_for_checkpoint(process: subprocess.Popen, store: Path, run: str, step: int, log_path: Path) -> None:
+    deadline = time.monotonic() + 480
+    while _latest(store, run) < step:
+        assert process.poll() is None, log_path.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"no checkpoint {step} within the time limit"
+        time.sleep(0.2)
+
+
+def test_ctrl_c_then_sigkill_then_resume_ends_with_the_uninterrupted_weights(reference_run, make_config, run_cli):
+    """Stopped by Ctrl-C after step 1, resumed and SIGKILLed after step 2, resumed to the end."""
+    from videop2r.storage import open_store
+    from videop2r.train.checkpoint import CheckpointStore
+
+    base, store = reference_run["base"], reference_run["base"] / "store"
+    run_dir = base / "interrupted"
+    config = make_config(base / "interrupted.yaml", run_dir,
+                         trainer={"total_steps": STEPS, "eval_every": 2, "eval_before": False})
     sft_model = reference_run["run_dir"] / "sft-model"
     args = [sys.executable, "-m", "videop2r", "train", "--config", str(config), f"model.path={sft_model}"]
-    log = open(base / "killed.log", "w")
-    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 480
-        while _latest(base / "store", "killed") < 1:
-            assert process.poll() is None, (base / "killed.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "no checkpoint within the time limit"
-            time.sleep(0.2)
-        descendants = _children(process.pid)
-        process.send_signal(signal.SIGKILL)  # really killed: no handler, no cleanup
-        process.wait()
-    finally:
-        log.close()
-    killed_at = _latest(base / "store", "killed")
-    assert killed_at < STEPS
+
+    # 1. Ctrl-C: a clean stop, the last checkpoint stays valid
+    first = _start(args, base / "ctrl-c.log")
+    _wait_for_checkpoint(first, store, "interrupted", 1, base / "ctrl-c.log")
+    first.send_signal(signal.SIGINT)
+    assert first.wait(timeout=120) == 130, (base / "ctrl-c.log").read_text()[-2000:]
+    checkpoints = CheckpointStore(open_store(str(store)), "checkpoints/interrupted/pa_grpo")
+    stopped_at = checkpoints.latest()
+    assert stopped_at is not None and checkpoints.is_complete(stopped_at) and stopped_at.step < STEPS
+
+    # 2. resumed, then really killed: SIGKILL, no handler runs
+    second = _start([*args, "--resume"], base / "killed.log")
+    _wait_for_checkpoint(second, store, "interrupted", stopped_at.step + 1, base / "killed.log")
+    descendants = _children(second.pid)
+    second.send_signal(signal.SIGKILL)
+    second.wait()
+    killed_at = _latest(store, "interrupted")
+    assert stopped_at.step < killed_at < STEPS
     time.sleep(2)
-    for child in descendants:  # what a SIGKILLed driver leaves behind (servers die with it; Ray may not)
+    for child in descendants:  # what a SIGKILLed driver may leave behind (its servers die with it)
         try:
             child.kill()
         except psutil.NoSuchProcess:
             pass
 
-    run_cli("train", "--config", str(config), f"model.path={sft_model}", "--resume")
-    assert _latest(base / "store", "killed") == STEPS
+    # 3. resumed to the end
+    run_cli(*args[3:], "--resume")
+    assert _latest(store, "interrupted") == STEPS
     steps = [r["step"] for r in read_metrics(run_dir / "metrics.jsonl") if r["stage"] == "pa_grpo"]
-    assert steps == list(range(1, STEPS + 1))  # rows of the redone step are not duplicated
+    assert steps == list(range(1, STEPS + 1))  # the rows of redone steps are not duplicated
 
     final = f"step-{STEPS:06d}/hf"
-    resumed = _weights(base / "store" / "checkpoints" / "killed" / "pa_grpo" / final)
-    uninterrupted = _weights(base / "store" / "checkpoints" / "reference" / "pa_grpo" / final)
+    resumed = _weights(store / "checkpoints" / "interrupted" / "pa_grpo" / final)
+    uninterrupted = _weights(store / "checkpoints" / "reference" / "pa_grpo" / final)
     moved = _max_difference(uninterrupted, _weights(sft_model))
-    assert _max_difference(resumed, uninterrupted) <= 1e-5 + 1e-3 * moved, (killed_at, moved)
+    assert moved > 0
+    assert _max_difference(resumed, uninterrupted) <= 1e-5 + 1e-3 * moved, (stopped_at.step, killed_at, moved)
 
 
-def test_ctrl_c_leaves_a_valid_resumable_checkpoint(reference_run, make_config):
-    from videop2r.storage import open_store
-    from videop2r.train.checkpoint import CheckpointStore
-
-    base = reference_run["base"]
-    config = make_config(base / "interrupted.yaml", base / "interrupted",
-                         trainer={"total_steps": 20, "eval_before": False})
-    process = subprocess.Popen([sys.executable, "-m", "videop2r", "train", "--config", str(config),
-                                f"model.path={reference_run['run_dir'] / 'sft-model'}"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 480
-    while _latest(base / "store", "interrupted") < 1:
-        assert process.poll() is None and time.monotonic() < deadline
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)  # Ctrl-C, possibly in the middle of writing the next checkpoint
-    output, _ = process.communicate(timeout=120)
-    assert process.returncode == 130, output[-2000:]
-    assert "interrupted" in output
-    checkpoints = CheckpointStore(open_store(str(base / "store")), "checkpoints/interrupted/pa_grpo")
-    latest = checkpoints.latest()
-    assert latest is not None and latest.step >= 1 and checkpoints.is_complete(latest)
-    state, _ = checkpoints.driver_state(latest)
-    assert state["step"] == latest.step and state["cursor"]["position"] > 0
+def test_sft_resumes_from_its_checkpoint(make_config, run_cli, tmp_path):
+    run_dir = tmp_path / "sft-resume"
+    config = make_config(tmp_path / "sft.yaml", run_dir,
+                         trainer={"eval_before": False, "sft": {"steps": 2, "save_every": 1}})
+    run_cli("sft", "--config", str(config))
+    first = _weights(run_dir / "sft-model")
+    run_cli("sft", "--config", str(config), "trainer.sft.steps=3", "--resume")
+    rows = [r for r in read_metrics(run_dir / "metrics.jsonl") if r["stage"] == "sft"]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert rows[-1]["actor/step"] == 3  # the optimizer and scheduler went on from step 2
+    assert json.loads((run_dir / "sft-model" / "weight_version.json").read_text())["version"] == 3
+    assert _max_difference(_weights(run_dir / "sft-model"), first) > 0

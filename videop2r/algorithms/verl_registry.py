@@ -53,108 +53,65 @@ def _setting(config: Any, name: str, default: Any) -> Any:
     return default if value is None else value
 
 
-def _from_verl(
-    estimator: str,
-    token_level_rewards: torch.Tensor,
-    response_mask: torch.Tensor,
-    index: np.ndarray,
-    epsilon: float,
-    norm_adv_by_std_in_grpo: bool,
-    config: Any,
-    perception_mask: torch.Tensor | None,
-    reasoning_mask: torch.Tensor | None,
-    perception_scores: torch.Tensor | None,
-    reasoning_scores: torch.Tensor | None,
-    metrics: dict[str, float] | None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    if (perception_scores is None) != (reasoning_scores is None):
-        raise ValueError("pass both perception_scores and reasoning_scores, or neither")
-    if perception_scores is None:
-        if perception_mask is not None and reasoning_mask is not None:
-            perception_scores = (token_level_rewards * perception_mask).sum(-1)
-            reasoning_scores = (token_level_rewards * reasoning_mask).sum(-1)
-        elif estimator == GRPO:
-            perception_scores = token_level_rewards.sum(-1)
-            reasoning_scores = torch.zeros_like(perception_scores)
-        else:
-            raise ValueError(f"{estimator} needs perception/reasoning scores or masks")
-    result = compute_process_advantages(
-        estimator,
-        perception_scores,
-        reasoning_scores,
-        response_mask,
-        index,
-        perception_mask=perception_mask,
-        reasoning_mask=reasoning_mask,
-        eps=float(_setting(config, "norm_eps", epsilon)),
-        scale_by_std=bool(_setting(config, "norm_adv_by_std_in_grpo", norm_adv_by_std_in_grpo)),
-    )
-    if metrics is not None:
-        metrics.update(result.metrics)
-    advantages = result.advantages.to(token_level_rewards.device)
-    return advantages, advantages
+def _verl_estimator(estimator: str, name: str, summary: str) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+    """A verl-signature advantage function for one of our estimators (verl calls it by keyword)."""
+
+    def advantage(
+        token_level_rewards: torch.Tensor,
+        response_mask: torch.Tensor,
+        index: np.ndarray,
+        epsilon: float = 1e-6,
+        norm_adv_by_std_in_grpo: bool = True,
+        config: Any = None,
+        *,
+        perception_mask: torch.Tensor | None = None,
+        reasoning_mask: torch.Tensor | None = None,
+        perception_scores: torch.Tensor | None = None,
+        reasoning_scores: torch.Tensor | None = None,
+        metrics: dict[str, float] | None = None,
+        **unused: Any,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if (perception_scores is None) != (reasoning_scores is None):
+            raise ValueError("pass both perception_scores and reasoning_scores, or neither")
+        if perception_scores is None:
+            if perception_mask is not None and reasoning_mask is not None:
+                perception_scores = (token_level_rewards * perception_mask).sum(-1)
+                reasoning_scores = (token_level_rewards * reasoning_mask).sum(-1)
+            elif estimator == GRPO:
+                perception_scores = token_level_rewards.sum(-1)
+                reasoning_scores = torch.zeros_like(perception_scores)
+            else:
+                raise ValueError(f"{estimator} needs perception/reasoning scores or masks")
+        result = compute_process_advantages(
+            estimator,
+            perception_scores,
+            reasoning_scores,
+            response_mask,
+            index,
+            perception_mask=perception_mask,
+            reasoning_mask=reasoning_mask,
+            eps=float(_setting(config, "norm_eps", epsilon)),
+            scale_by_std=bool(_setting(config, "norm_adv_by_std_in_grpo", norm_adv_by_std_in_grpo)),
+        )
+        if metrics is not None:
+            metrics.update(result.metrics)
+        advantages = result.advantages.to(token_level_rewards.device)
+        return advantages, advantages
+
+    # a stable module-level identity, so re-registration after a reload is recognised (register_estimators)
+    advantage.__name__ = advantage.__qualname__ = name
+    advantage.__doc__ = f"{summary}; ``(bs, response_length)`` twice."
+    return advantage
 
 
-def compute_pa_grpo_advantage(
-    token_level_rewards: torch.Tensor,
-    response_mask: torch.Tensor,
-    index: np.ndarray,
-    epsilon: float = 1e-6,
-    norm_adv_by_std_in_grpo: bool = True,
-    config: Any = None,
-    *,
-    perception_mask: torch.Tensor | None = None,
-    reasoning_mask: torch.Tensor | None = None,
-    perception_scores: torch.Tensor | None = None,
-    reasoning_scores: torch.Tensor | None = None,
-    metrics: dict[str, float] | None = None,
-    **unused: Any,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """PA-GRPO: A_P on perception tokens, A_R on reasoning tokens; ``(bs, response_length)`` twice."""
-    return _from_verl(PA_GRPO, token_level_rewards, response_mask, index, epsilon, norm_adv_by_std_in_grpo,
-                      config, perception_mask, reasoning_mask, perception_scores, reasoning_scores, metrics)
-
-
-def compute_pa_grpo_no_separation_advantage(
-    token_level_rewards: torch.Tensor,
-    response_mask: torch.Tensor,
-    index: np.ndarray,
-    epsilon: float = 1e-6,
-    norm_adv_by_std_in_grpo: bool = True,
-    config: Any = None,
-    *,
-    perception_mask: torch.Tensor | None = None,
-    reasoning_mask: torch.Tensor | None = None,
-    perception_scores: torch.Tensor | None = None,
-    reasoning_scores: torch.Tensor | None = None,
-    metrics: dict[str, float] | None = None,
-    **unused: Any,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Ablation: A_P + A_R on every response token; ``(bs, response_length)`` twice."""
-    return _from_verl(PA_GRPO_NO_SEPARATION, token_level_rewards, response_mask, index, epsilon,
-                      norm_adv_by_std_in_grpo, config, perception_mask, reasoning_mask, perception_scores,
-                      reasoning_scores, metrics)
-
-
-def compute_process_agnostic_grpo_advantage(
-    token_level_rewards: torch.Tensor,
-    response_mask: torch.Tensor,
-    index: np.ndarray,
-    epsilon: float = 1e-6,
-    norm_adv_by_std_in_grpo: bool = True,
-    config: Any = None,
-    *,
-    perception_mask: torch.Tensor | None = None,
-    reasoning_mask: torch.Tensor | None = None,
-    perception_scores: torch.Tensor | None = None,
-    reasoning_scores: torch.Tensor | None = None,
-    metrics: dict[str, float] | None = None,
-    **unused: Any,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Plain GRPO: one advantage of R_P + R_R on every response token; ``(bs, response_length)`` twice."""
-    return _from_verl(GRPO, token_level_rewards, response_mask, index, epsilon, norm_adv_by_std_in_grpo,
-                      config, perception_mask, reasoning_mask, perception_scores, reasoning_scores, metrics)
-
+compute_pa_grpo_advantage = _verl_estimator(
+    PA_GRPO, "compute_pa_grpo_advantage", "PA-GRPO: A_P on perception tokens, A_R on reasoning tokens")
+compute_pa_grpo_no_separation_advantage = _verl_estimator(
+    PA_GRPO_NO_SEPARATION, "compute_pa_grpo_no_separation_advantage",
+    "Ablation: A_P + A_R on every response token")
+compute_process_agnostic_grpo_advantage = _verl_estimator(
+    GRPO, "compute_process_agnostic_grpo_advantage",
+    "Plain GRPO: one advantage of R_P + R_R on every response token")
 
 ESTIMATOR_FUNCTIONS: dict[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = {
     "pa_grpo": compute_pa_grpo_advantage,

@@ -117,7 +117,7 @@ def load_training_state(actor: PolicyActor, uri: str, storage: StorageConfig | N
         dcp.load(state, checkpoint_id=tmp)
     set_state_dict(actor.model, actor.optimizer, model_state_dict=state["model"],
                    optim_state_dict=state["optim"])
-    actor.scheduler.load_state_dict(_from_bytes(store.get_bytes("scheduler.pt")))
+    _load_schedule(actor, _from_bytes(store.get_bytes("scheduler.pt")))
     actor.step = int(record["step"])
     if record["world_size"] == world:
         _set_rng_state(_from_bytes(store.get_bytes(f"rank-{rank}.pt")))
@@ -126,3 +126,19 @@ def load_training_state(actor: PolicyActor, uri: str, storage: StorageConfig | N
                     uri, record["world_size"], world)
     dist.barrier()
     return record
+
+
+def _load_schedule(actor: PolicyActor, saved: dict[str, Any]) -> None:
+    """Continue the schedule *as configured now* from the saved position.
+
+    The optimizer state carries the lr of the saved run's last step; when a resume changes the
+    total steps (e.g. "train longer") or the lr, that stale value would drive the next step (a
+    cosine that ended at 0 would freeze the model), so the lr is recomputed at the saved position.
+    """
+    base_lrs = list(actor.scheduler.base_lrs)
+    actor.scheduler.load_state_dict(saved)
+    actor.scheduler.base_lrs = base_lrs
+    position = actor.scheduler.last_epoch
+    for group, base_lr, factor in zip(actor.optimizer.param_groups, base_lrs, actor.scheduler.lr_lambdas):
+        group["lr"] = base_lr * factor(position)
+    actor.scheduler._last_lr = [group["lr"] for group in actor.optimizer.param_groups]

@@ -346,25 +346,15 @@ def _restore_driver_rng(rng_state: Any) -> None:
 def run_pa_grpo(config: VideoP2RConfig, resume: bool = False) -> dict[str, Any]:
     """Run (or with `resume`, continue) the PA-GRPO stage of `config`; returns the final evaluation."""
     from videop2r.learner.group import Learner
-    from videop2r.model import load_processor
     from videop2r.train.cluster import ray_session
-    from videop2r.train.metrics_log import MetricsLog, read_metrics, serve_metrics
     from videop2r.train.report import has_final_eval, write_report
-    from videop2r.train.run import join_uri, prepare_run
+    from videop2r.train.run import join_uri
     from videop2r.train.services_local import services_for
-    from videop2r.train.stage import StageRuntime, load_eval_samples, progress_bar, sigterm_as_interrupt
+    from videop2r.train.stage import StageRuntime, load_eval_samples, open_run, progress_bar, sigterm_as_interrupt
 
     trainer = config.trainer
-    paths = prepare_run(config, STAGE, config.model.path)
-    ckpt = paths.checkpoints.require_latest() if resume else None
-    driver_state, rng_state = paths.checkpoints.driver_state(ckpt) if ckpt else ({}, None)
-    metrics = MetricsLog(paths.run_dir, trainer.run_name, jsonl=config.metrics.jsonl,
-                         tensorboard=config.metrics.tensorboard)
-    # rows of other stages stay; this stage's rows are the ones the checkpoint vouches for
-    kept = [r for r in read_metrics(metrics.path) if r.get("stage") not in (STAGE, f"{STAGE}_eval")]
-    metrics.restore(kept + list(driver_state.get("metrics_history", [])))
-    serve_metrics(config.metrics.port, config.metrics.host)
-    processor = load_processor(config.model.path, config.storage)
+    run = open_run(config, STAGE, resume)
+    paths, ckpt, driver_state, metrics, processor = run.paths, run.checkpoint, run.driver_state, run.metrics, run.processor
     started = time.time()
     result: dict[str, Any] = {}
     with sigterm_as_interrupt(), ray_session(trainer.ray_address, num_cpus=max(trainer.num_workers, 2)), \
@@ -383,7 +373,7 @@ def run_pa_grpo(config: VideoP2RConfig, resume: bool = False) -> dict[str, Any]:
                 learner.load_state(join_uri(config.storage.uri, ckpt.prefix, "learner"))
                 runtime.sync_weights(join_uri(config.storage.uri, ckpt.prefix, "hf"), ckpt.step)
                 loop.weight_version = start = ckpt.step
-                _restore_driver_rng(rng_state)
+                _restore_driver_rng(run.rng_state)
                 log.info("resumed from %s/%s (step %d)", config.storage.uri, ckpt.prefix, ckpt.step)
             elif trainer.eval_before and not has_final_eval(paths.run_dir, config.model.path):
                 runtime.evaluate(f"before_{STAGE}", 0, final=True, model=config.model.path)
@@ -399,6 +389,9 @@ def run_pa_grpo(config: VideoP2RConfig, resume: bool = False) -> dict[str, Any]:
             final = runtime.evaluate(STAGE, trainer.total_steps, final=True, model=config.model.path,
                                      stage_seconds=time.time() - started)
             result = final.as_row() if final else {}
+            output_path = trainer.output_path or str(paths.run_dir / "pa_grpo-model")
+            learner.export_weights(output_path, trainer.total_steps)
+            log.info("PA-GRPO model published at %s", output_path)
         finally:
             if runtime is not None:
                 runtime.close()

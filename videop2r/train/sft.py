@@ -90,26 +90,17 @@ class ReferenceFeed:
 def run_sft(config: VideoP2RConfig, resume: bool = False) -> dict[str, Any]:
     """Run (or with `resume`, continue) SFT; returns the final evaluation of the published model."""
     from videop2r.learner.group import Learner
-    from videop2r.model import load_processor
     from videop2r.train.cluster import ray_session
-    from videop2r.train.metrics_log import MetricsLog, read_metrics, serve_metrics
     from videop2r.train.report import append_eval, write_report
-    from videop2r.train.run import join_uri, prepare_run
+    from videop2r.train.run import join_uri
     from videop2r.train.services_local import services_for
     from videop2r.train.sft_worker import SFTWorker
-    from videop2r.train.stage import StageRuntime, load_eval_samples, progress_bar, sigterm_as_interrupt
+    from videop2r.train.stage import StageRuntime, load_eval_samples, open_run, progress_bar, sigterm_as_interrupt
 
     trainer, sft = config.trainer, config.trainer.sft
     output_path = sft_output_path(config)
-    paths = prepare_run(config, STAGE, config.model.path)
-    ckpt = paths.checkpoints.require_latest() if resume else None
-    state, _ = paths.checkpoints.driver_state(ckpt) if ckpt else ({}, None)
-    metrics = MetricsLog(paths.run_dir, trainer.run_name, jsonl=config.metrics.jsonl,
-                         tensorboard=config.metrics.tensorboard)
-    kept = [r for r in read_metrics(metrics.path) if r.get("stage") not in (STAGE, f"{STAGE}_eval")]
-    metrics.restore(kept + list(state.get("metrics_history", [])))
-    serve_metrics(config.metrics.port, config.metrics.host)
-    processor = load_processor(config.model.path, config.storage)
+    run = open_run(config, STAGE, resume)
+    paths, ckpt, state, metrics, processor = run.paths, run.checkpoint, run.driver_state, run.metrics, run.processor
     global_batch = sft.batch_size * sft.grad_accum
     started = time.time()
     best: dict[str, Any] = dict(state.get("best", {}))

@@ -48,6 +48,37 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@dataclass
+class OpenedRun:
+    """A stage's run, ready to start or resume: paths, the checkpoint to resume from, metrics, processor."""
+
+    paths: RunPaths
+    checkpoint: Any  # the `Checkpoint` resumed from, or None for a fresh start
+    driver_state: dict[str, Any]
+    rng_state: Any
+    metrics: MetricsLog
+    processor: Any
+
+
+def open_run(config: VideoP2RConfig, stage: str, resume: bool) -> OpenedRun:
+    """Check inputs, find the checkpoint to resume, restore this stage's metrics history, serve /metrics."""
+    from videop2r.model import load_processor
+    from videop2r.train.metrics_log import read_metrics, serve_metrics
+    from videop2r.train.run import prepare_run
+
+    paths = prepare_run(config, stage, config.model.path)
+    checkpoint = paths.checkpoints.require_latest() if resume else None
+    driver_state, rng_state = paths.checkpoints.driver_state(checkpoint) if checkpoint else ({}, None)
+    metrics = MetricsLog(paths.run_dir, config.trainer.run_name, jsonl=config.metrics.jsonl,
+                         tensorboard=config.metrics.tensorboard)
+    # rows of other stages stay; this stage's rows are the ones the checkpoint vouches for
+    kept = [r for r in read_metrics(metrics.path) if r.get("stage") not in (stage, f"{stage}_eval")]
+    metrics.restore(kept + list(driver_state.get("metrics_history", [])))
+    serve_metrics(config.metrics.port, config.metrics.host)
+    processor = load_processor(config.model.path, config.storage)
+    return OpenedRun(paths, checkpoint, driver_state, rng_state, metrics, processor)
+
+
 def progress_bar(enabled: bool, **kwargs: Any) -> Any:
     from tqdm import tqdm
 
