@@ -49,7 +49,7 @@ load=$(cut -d' ' -f3 /proc/loadavg 2>/dev/null || echo "?")
 "$BIN/videop2r" report "$RUN" \
   --note "make demo wall time: ${elapsed}s on $(nproc) CPU cores, 15-min load average at the end ${load} ($(date -u +%Y-%m-%dT%H:%MZ))" \
   --note "task: ${QUESTIONS} questions about ${TRAIN_CLIPS} training / ${EVAL_CLIPS} held-out synthetic clips; config ${CONFIG}" \
-  --note "the answer follows the observation (observation names the colour, think maps it to its letter), so PA-GRPO's perception reward (evidence judge) improves the answers" \
+  --note "the answer follows the observation (observation names the colour, think maps it to its letter), so a better observation gives a better answer; SFT stops early on purpose so that RL starts where sampled answers still differ" \
   >/dev/null
 stage "done in ${elapsed}s — $RUN/report.md"
 cat "$RUN/report.md"

@@ -391,7 +391,7 @@ def run_pa_grpo(config: VideoP2RConfig, resume: bool = False) -> dict[str, Any]:
             result = final.as_row() if final else {}
             output_path = trainer.output_path or str(paths.run_dir / "pa_grpo-model")
             learner.export_weights(output_path, trainer.total_steps)
-            log.info("PA-GRPO model published at %s", output_path)
+            log.info("final policy (%s) published at %s", config.algorithm.adv_estimator, output_path)
         finally:
             if runtime is not None:
                 runtime.close()
