@@ -6,8 +6,9 @@
 #   processes) → held-out evaluation before/after each stage → runs/demo/report.md
 #
 # Environment: VIDEOP2R_DEMO_CONFIG (default configs/demo.yaml), VIDEOP2R_DEMO_DIR (default
-# runs/demo; must match the config's paths), DEMO_TRAIN_CLIPS / DEMO_EVAL_CLIPS, DEMO_QUESTIONS,
-# DEMO_KEEP_DATA=1 to reuse data and model from an earlier run.
+# runs/demo; every path of the run is placed under it), DEMO_TRAIN_CLIPS / DEMO_EVAL_CLIPS,
+# DEMO_QUESTIONS, DEMO_OVERRIDES (extra KEY=VALUE config overrides for both stages, e.g.
+# "trainer.total_steps=60"), DEMO_KEEP_DATA=1 to reuse data and model from an earlier run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,10 @@ RUN=${VIDEOP2R_DEMO_DIR:-runs/demo}
 TRAIN_CLIPS=${DEMO_TRAIN_CLIPS:-400}
 EVAL_CLIPS=${DEMO_EVAL_CLIPS:-150}
 QUESTIONS=${DEMO_QUESTIONS:-colour}
+read -r -a EXTRA <<< "${DEMO_OVERRIDES:-}"
+# the run's paths, so that VIDEOP2R_DEMO_DIR moves all of them (the config names runs/demo)
+PATHS=(data.train_uri="$RUN/shards/train" data.eval_uri="$RUN/shards/eval" reward.tokenizer="$RUN/model/init"
+       trainer.output_dir="$RUN" storage.uri="$RUN/store" trainer.sft.output_path="$RUN/model/sft")
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false RAY_USAGE_STATS_ENABLED=0
 
 started=$(date +%s)
@@ -39,10 +44,10 @@ else
 fi
 
 stage "stage 1: SFT (evaluates the initial model first)"
-"$BIN/videop2r" sft --config "$CONFIG"
+"$BIN/videop2r" sft --config "$CONFIG" "${PATHS[@]}" model.path="$RUN/model/init" ${EXTRA[@]+"${EXTRA[@]}"}
 
 stage "stage 2: PA-GRPO from the SFT model (π_ref = the SFT model)"
-"$BIN/videop2r" train --config "$CONFIG" model.path="$RUN/model/sft"
+"$BIN/videop2r" train --config "$CONFIG" "${PATHS[@]}" model.path="$RUN/model/sft" ${EXTRA[@]+"${EXTRA[@]}"}
 
 elapsed=$(( $(date +%s) - started ))
 load=$(cut -d' ' -f3 /proc/loadavg 2>/dev/null || echo "?")
