@@ -1,29 +1,26 @@
-"""Start a service as a real local process on 127.0.0.1 and wait until `/healthz` says ok.
+"""Start a service as a real local process on 127.0.0.1 and wait until its health path says ok.
 
-Used by the integration tests and the benches (never by the services themselves).
+Used by the integration tests and the benches (never by the services themselves). The process
+handling is the driver's own (`videop2r.train.services_local.ServiceProcess`: own session, dies
+with its parent, SIGTERM then SIGKILL); this adds a context manager, `{port}` substitution, a
+temporary log file and a /metrics reader.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 
+from videop2r.train.services_local import ServiceProcess, ServiceStartError, free_port
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+__all__ = ["LocalService", "free_port", "videop2r_service"]
 
 
-class LocalService:
+class LocalService(ServiceProcess):
     """`with LocalService(["-m", "videop2r", "serve", ...]) as svc: svc.url` — args go after `python`.
 
     Pass `{port}` in `args` to get a free port substituted. The process's output goes to a log
@@ -32,14 +29,13 @@ class LocalService:
 
     def __init__(self, args: list[str], *, env: dict[str, str] | None = None, startup_timeout_s: float = 90.0,
                  health_path: str = "/healthz") -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.args = [arg.replace("{port}", str(self.port)) for arg in args]
+        port = free_port()
+        with tempfile.NamedTemporaryFile(prefix="videop2r-service-", suffix=".log", delete=False) as log:
+            log_path = Path(log.name)
+        argv = [sys.executable, *(arg.replace("{port}", str(port)) for arg in args)]
+        super().__init__(" ".join(args[:4]), argv, port, health_path, log_path)
         self.env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **(env or {})}
         self.startup_timeout_s = startup_timeout_s
-        self.health_path = health_path
-        self._log = tempfile.NamedTemporaryFile(prefix="videop2r-service-", suffix=".log", delete=False)
-        self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> "LocalService":
         self.start()
@@ -48,36 +44,18 @@ class LocalService:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def start(self) -> None:
-        self.process = subprocess.Popen([sys.executable, *self.args], stdout=self._log,
-                                        stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
-        deadline = time.monotonic() + self.startup_timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                code = self.process.returncode
-                raise RuntimeError(f"service exited with {code}:\n{self.log_text()[-3000:]}")
-            try:
-                if httpx.get(self.url + self.health_path, timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise TimeoutError(f"service not healthy after {self.startup_timeout_s}s:\n{self.log_text()[-3000:]}")
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self) -> None:
-        """SIGTERM the service's process group (its worker processes too), SIGKILL after 15 s."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
+    def start(self, env: dict[str, str] | None = None) -> None:
+        """Start and wait until healthy; a service that exits or stays unhealthy is stopped, then raised."""
+        super().start({**self.env, **(env or {})})
         try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+            self.wait_healthy(self.startup_timeout_s)
+        except ServiceStartError as error:
+            self.stop()
+            raise ServiceStartError(f"{error}\n{self.log_text()[-3000:]}") from None
+
+    def stop(self, grace_s: float = 15.0) -> None:
+        """SIGTERM the service's process group (its worker processes too), SIGKILL after `grace_s`."""
+        super().stop(grace_s)
 
     def metric(self, series: str) -> float:
         """One series of /metrics, e.g. 'videop2r_judge_cache_hits_total{judge="openai"}'; 0 if absent."""
@@ -87,8 +65,7 @@ class LocalService:
         return 0.0
 
     def log_text(self) -> str:
-        self._log.flush()
-        return Path(self._log.name).read_text(errors="replace")
+        return self.log_path.read_text(errors="replace")
 
 
 def videop2r_service(*args: str, env: dict[str, str] | None = None) -> LocalService:
