@@ -40,6 +40,20 @@ def choice_options(choices: Any) -> tuple[list[str], list[str]] | None:
     return letters, [f"{letter}. {str(choices[letter]).strip()}" for letter in letters]
 
 
+def checked_choices(adapter: BenchmarkAdapter, ident: str, location: str, row: dict[str, Any],
+                    groups: dict[str, str]) -> tuple[tuple[str, ...], str] | BadRow:
+    """(option lines, answer letter) of a row's `choices` dict and `answer`, or the row's BadRow."""
+    parsed = choice_options(row.get("choices"))
+    if not parsed or not parsed[0]:
+        return adapter.bad(ident, "missing_field", f"{location}: no choices", **groups)
+    letters, options = parsed
+    answer = str(row.get("answer") or "").strip()
+    if answer not in letters:
+        return adapter.bad(ident, "answer_not_in_options", f"{location}: answer {answer!r} is not a choice",
+                           **groups)
+    return tuple(options), answer
+
+
 @register_benchmark
 class MMVU(BenchmarkAdapter):
     name = "mmvu"
@@ -65,20 +79,15 @@ class MMVU(BenchmarkAdapter):
         groups = {"subject": subject}
         if not row.get("video") or not row.get("question"):
             return self.bad(ident, "missing_field", f"{location}: no video or question", **groups)
-        parsed = choice_options(row.get("choices"))
-        if not parsed or not parsed[0]:
-            return self.bad(ident, "missing_field", f"{location}: no choices", **groups)
-        letters, options = parsed
-        answer = str(row.get("answer") or "").strip()
-        if answer not in letters:
-            return self.bad(
-                ident, "answer_not_in_options", f"{location}: answer {answer!r} is not a choice", **groups
-            )
+        checked = checked_choices(self, ident, location, row, groups)
+        if isinstance(checked, BadRow):
+            return checked
+        options, answer = checked
         return self.make_item(
             location,
             ident,
             question=row["question"],
-            options=tuple(options),
+            options=options,
             answer=answer,
             problem_type="multiple choice",
             metric="accuracy",

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from videop2r.eval.benchmarks.base import BenchmarkAdapter, dedupe, register_benchmark
-from videop2r.eval.benchmarks.mmvu import choice_options
+from videop2r.eval.benchmarks.mmvu import checked_choices
 from videop2r.eval.items import BadRow, EvalItem
 from videop2r.eval.source import BenchmarkSource
 
@@ -69,21 +69,16 @@ class VCRBench(BenchmarkAdapter):
         }
         if not row.get("video_path") or not row.get("question"):
             return self.bad(ident, "missing_field", f"{location}: no video_path or question", **groups)
-        parsed = choice_options(row.get("choices"))
-        if not parsed or not parsed[0]:
-            return self.bad(ident, "missing_field", f"{location}: no choices", **groups)
-        letters, options = parsed
-        answer = str(row.get("answer") or "").strip()
-        if answer not in letters:
-            return self.bad(
-                ident, "answer_not_in_options", f"{location}: answer {answer!r} is not a choice", **groups
-            )
+        checked = checked_choices(self, ident, location, row, groups)
+        if isinstance(checked, BadRow):
+            return checked
+        options, answer = checked
         path = str(row["video_path"]).removeprefix("./")
         return self.make_item(
             location,
             ident,
             question=strip_options(str(row["question"]), row["choices"]),
-            options=tuple(options),
+            options=options,
             answer=answer,
             problem_type="multiple choice",
             metric="accuracy",
