@@ -350,7 +350,8 @@ def run_pa_grpo(config: VideoP2RConfig, resume: bool = False) -> dict[str, Any]:
     from videop2r.train.report import has_final_eval, write_report
     from videop2r.train.run import join_uri
     from videop2r.train.services_local import services_for
-    from videop2r.train.stage import StageRuntime, load_eval_samples, open_run, progress_bar, sigterm_as_interrupt
+    from videop2r.train.stage import (StageRuntime, close_stage, load_eval_samples, open_run, progress_bar,
+                                      sigterm_as_interrupt)
 
     trainer = config.trainer
     run = open_run(config, STAGE, resume)
@@ -393,11 +394,7 @@ def run_pa_grpo(config: VideoP2RConfig, resume: bool = False) -> dict[str, Any]:
             learner.export_weights(output_path, trainer.total_steps)
             log.info("final policy (%s) published at %s", config.algorithm.adv_estimator, output_path)
         finally:
-            if runtime is not None:
-                runtime.close()
-            if feed is not None:
-                feed.close()
-            learner.shutdown()
+            close_stage(learner, runtime, feed)
     write_report(paths.run_dir)
     metrics.close()
     return result

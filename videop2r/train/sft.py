@@ -95,7 +95,8 @@ def run_sft(config: VideoP2RConfig, resume: bool = False) -> dict[str, Any]:
     from videop2r.train.run import join_uri
     from videop2r.train.services_local import services_for
     from videop2r.train.sft_worker import SFTWorker
-    from videop2r.train.stage import StageRuntime, load_eval_samples, open_run, progress_bar, sigterm_as_interrupt
+    from videop2r.train.stage import (StageRuntime, close_stage, load_eval_samples, open_run, progress_bar,
+                                      sigterm_as_interrupt)
 
     trainer, sft = config.trainer, config.trainer.sft
     output_path = sft_output_path(config)
@@ -183,11 +184,7 @@ def run_sft(config: VideoP2RConfig, resume: bool = False) -> dict[str, Any]:
                 _save(learner, paths, config, sft.steps, feed, metrics, best)
             log.info("SFT model published at %s", output_path)
         finally:
-            if runtime is not None:
-                runtime.close()
-            if feed is not None:
-                feed.close()
-            learner.shutdown()
+            close_stage(learner, runtime, feed)
     write_report(paths.run_dir)
     metrics.close()
     return result

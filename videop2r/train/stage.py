@@ -79,6 +79,17 @@ def open_run(config: VideoP2RConfig, stage: str, resume: bool) -> OpenedRun:
     return OpenedRun(paths, checkpoint, driver_state, rng_state, metrics, processor)
 
 
+def close_stage(learner: Any, runtime: "StageRuntime | None", feed: Any) -> None:
+    """Tear a stage down in order: its clients, its data feed, then the learner workers."""
+    try:
+        if runtime is not None:
+            runtime.close()
+        if feed is not None:
+            feed.close()
+    finally:
+        learner.shutdown()
+
+
 def progress_bar(enabled: bool, **kwargs: Any) -> Any:
     from tqdm import tqdm
 
