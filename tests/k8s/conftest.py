@@ -20,7 +20,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "videop2r"
-CRD_DIR = ROOT.parent / "shared" / "kuberay-crds"
+CRD_DIR = ROOT / "infra" / "kuberay-crds"  # vendored, with their licence and KubeRay commit
 VALUE_SETS = {
     "default": None,
     "everything": CHART / "ci" / "everything-values.yaml",
@@ -87,9 +87,9 @@ def rendered(helm: str) -> dict[str, Rendered]:
 def crd_schemas():
     from videop2r.k8s.crd_schema import load_crd
 
-    if not CRD_DIR.is_dir():
-        pytest.skip(f"KubeRay CRDs not found at {CRD_DIR} (shared/ beside the project)")
-    return [schema for path in sorted(CRD_DIR.glob("ray.io_*.yaml")) for schema in load_crd(path)]
+    schemas = [schema for path in sorted(CRD_DIR.glob("ray.io_*.yaml")) for schema in load_crd(path)]
+    assert schemas, f"no KubeRay CRDs under {CRD_DIR}"
+    return schemas
 
 
 # -- a loopback Kubernetes API stand-in --------------------------------------------------------
