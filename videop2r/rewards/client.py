@@ -2,10 +2,15 @@
 
 `await client.score(items)` and `await client.judge(items)` take a group or a whole batch; the
 items are cut into contiguous chunks (at most one per endpoint, at least `min_chunk` items each)
-that are sent concurrently. A chunk whose endpoint fails (connection refused, timeout, 5xx, 429)
-is sent again to the next endpoint after a short backoff; a failing endpoint is skipped for
-`cooldown_s`. A 4xx is the caller's bug and raises `RewardRequestError` at once. When every
-attempt fails, `RewardServiceError` is raised: silently zero rewards would corrupt training.
+that are sent concurrently, each to the least-loaded endpoint (`videop2r.http.pool.EndpointPool`,
+one pool per service). A configured URL naming a headless Service (the chart's) counts as one
+endpoint per ready pod behind it: the name is resolved again every `resolve_every_s` and soon
+after a failure, so added pods share the load and replaced ones drop out. A chunk whose endpoint
+fails (connection refused, timeout, 5xx, 429, a malformed body) is sent again to another endpoint
+at once (with backoff when it goes back to one it tried); a failing endpoint is skipped for
+`cooldown_s`, doubled with each failure in a row. A 4xx is the caller's bug and raises
+`RewardRequestError` at once. When every attempt fails, `RewardServiceError` is raised: silently
+zero rewards would corrupt training.
 
 With no endpoints configured the same calls run in-process (the embedded default): scoring with
 the rewards library in a thread, judging with a local `JudgePipeline`.
@@ -14,17 +19,18 @@ the rewards library in a thread, judging with a local `JudgePipeline`.
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 import os
-import random
-import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import BaseModel
 
+from videop2r.http.errors import EndpointUnavailable, ProtocolError, RequestRefused
+from videop2r.http.pool import Endpoint, EndpointPool
+from videop2r.http.resolution import EndpointSet, Resolver
+from videop2r.http.retry import RetryPolicy
 from videop2r.metrics import metric
 from videop2r.rewards.judges.schema import JudgeItem, JudgeResult
 
@@ -34,16 +40,15 @@ if TYPE_CHECKING:
     from videop2r.config import VideoP2RConfig
     from videop2r.rewards.judges.pipeline import JudgePipeline
 
-log = logging.getLogger(__name__)
-
-_RETRYABLE_STATUS = {408, 425, 429, 502, 503, 504}
+SERVICES = ("reward-accuracy", "reward-judge")
 
 
-class RewardServiceError(RuntimeError):
-    """No endpoint of a reward service could answer a chunk after every attempt."""
+class RewardServiceError(EndpointUnavailable):
+    """No endpoint of a reward service could answer a chunk after every attempt (or none is
+    configured and there is no config to run in-process)."""
 
 
-class RewardRequestError(ValueError):
+class RewardRequestError(RequestRefused, ValueError):
     """A reward service rejected the request itself (4xx): bad items or a wrong token."""
 
 
@@ -64,26 +69,27 @@ class RewardClient:
         min_chunk: int = 8,
         local_config: "VideoP2RConfig | None" = None,
         registry: "CollectorRegistry | None" = None,
+        resolve_every_s: float = 30.0,
+        resolve: Resolver | None = None,
     ) -> None:
         self.accuracy_endpoints = [url.rstrip("/") for url in accuracy_endpoints]
         self.judge_endpoints = [url.rstrip("/") for url in judge_endpoints]
-        self.retries = retries
-        self.backoff_s = backoff_s
-        self.cooldown_s = cooldown_s
         self.min_chunk = max(1, min_chunk)
         self._local_config = local_config
         self._local_judge: JudgePipeline | None = None
         self._local_settings: Any = None
         self._registry = registry
-        self._failures = metric("videop2r_endpoint_failures_total", registry)
-        self._down_until: dict[str, float] = {}
-        self._rotation = 0
+        policy = RetryPolicy(max_retries=retries, backoff_s=backoff_s, cooldown_s=cooldown_s)
+        failures = metric("videop2r_endpoint_failures_total", registry)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.AsyncClient(
-            headers=headers,
-            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-        )
+        # one pool per service over the pods behind each configured URL, re-resolved when due
+        self._pools = {
+            service: EndpointPool(
+                [], service=service, policy=policy, timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+                headers=headers, resolver=EndpointSet(urls, refresh_s=resolve_every_s, resolve=resolve),
+                failures_metric=failures, refused=RewardRequestError, unavailable=RewardServiceError)
+            for service, urls in zip(SERVICES, (self.accuracy_endpoints, self.judge_endpoints))
+        }
 
     @classmethod
     def from_config(
@@ -109,7 +115,8 @@ class RewardClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for pool in self._pools.values():
+            await pool.aclose()
         if self._local_judge is not None:
             await self._local_judge.close()
             self._local_judge = None
@@ -123,7 +130,7 @@ class RewardClient:
         if not self.accuracy_endpoints:
             return await asyncio.to_thread(self._score_locally, items)
         payload = [_as_json(item) for item in items]
-        return await self._fan_out("reward-accuracy", self.accuracy_endpoints, "/v1/score", payload)
+        return await self._fan_out("reward-accuracy", "/v1/score", payload)
 
     async def judge(self, items: Sequence[JudgeItem | Mapping[str, Any]]) -> list[JudgeResult]:
         """One perception verdict per item, in order."""
@@ -133,7 +140,7 @@ class RewardClient:
             pipeline = await self._local_pipeline()
             return await pipeline.judge_batch([JudgeItem.model_validate(item) for item in items])
         payload = [_as_json(item) for item in items]
-        lines = await self._fan_out("reward-judge", self.judge_endpoints, "/v1/judge", payload)
+        lines = await self._fan_out("reward-judge", "/v1/judge", payload)
         return [JudgeResult.model_validate(line) for line in lines]
 
     # -- in-process fallback --------------------------------------------------------------------
@@ -167,68 +174,30 @@ class RewardClient:
         size = math.ceil(len(payload) / count)
         return [payload[start:start + size] for start in range(0, len(payload), size)]
 
-    def _endpoint_order(self, endpoints: list[str], first: int) -> list[str]:
-        """Endpoints starting at `first`, the ones in cooldown moved to the back."""
-        rotated = endpoints[first % len(endpoints):] + endpoints[:first % len(endpoints)]
-        now = time.monotonic()
-        return sorted(rotated, key=lambda url: self._down_until.get(url, 0.0) > now)
+    async def endpoints(self, service: str) -> list[str]:
+        """The endpoints `service` ("reward-accuracy" or "reward-judge") is spread over now."""
+        pool = self._pools[service]
+        await pool.refresh()
+        return pool.urls
 
-    async def _fan_out(self, service: str, endpoints: list[str], path: str, payload: list[Any]) -> list[Any]:
-        chunks = self._chunks(payload, endpoints)
-        first = self._rotation
-        self._rotation += len(chunks)
-        parts = await asyncio.gather(*(
-            self._send_chunk(service, self._endpoint_order(endpoints, first + index), path, chunk)
-            for index, chunk in enumerate(chunks)
-        ))
+    async def _fan_out(self, service: str, path: str, payload: list[Any]) -> list[Any]:
+        chunks = self._chunks(payload, await self.endpoints(service))
+        parts = await asyncio.gather(*(self._send_chunk(service, path, chunk) for chunk in chunks))
         return [line for part in parts for line in part]
 
-    async def _send_chunk(self, service: str, order: list[str], path: str, chunk: list[Any]) -> list[Any]:
-        last_error = ""
-        for attempt in range(self.retries + 1):
-            url = order[attempt % len(order)]
-            try:
-                response = await self._http.post(url + path, json={"items": chunk})
-            except httpx.HTTPError as exc:
-                last_error = f"{url}: {type(exc).__name__}: {exc}"
-            else:
-                status = response.status_code
-                if status == 200:
-                    results = _results(response, len(chunk))
-                    if results is not None:
-                        self._down_until.pop(url, None)
-                        return results
-                    last_error = f"{url}: answered {len(chunk)} items with a malformed body"
-                elif 400 <= status < 500 and status not in _RETRYABLE_STATUS:
-                    raise RewardRequestError(f"{service} at {url} rejected the request: HTTP {status}: "
-                                             f"{_error_message(response)}")
-                else:
-                    last_error = f"{url}: HTTP {status}: {_error_message(response)}"
-            self._failures.labels(service=service, endpoint=url).inc()
-            self._down_until[url] = time.monotonic() + self.cooldown_s
-            log.warning("%s: attempt %d of %d failed: %s", service, attempt + 1, self.retries + 1, last_error)
-            if attempt < self.retries:
-                await asyncio.sleep(self.backoff_s * 2 ** attempt * random.uniform(0.5, 1.0))
-        raise RewardServiceError(f"{service}: {len(chunk)} items failed after {self.retries + 1} attempts; "
-                                 f"last error: {last_error}")
+    async def _send_chunk(self, service: str, path: str, chunk: list[Any]) -> list[Any]:
+        def accept(data: Any, endpoint: Endpoint) -> list[Any]:
+            results = data.get("results") if isinstance(data, dict) else None
+            if not isinstance(results, list) or len(results) != len(chunk):
+                raise ProtocolError(f"answered {len(chunk)} items with a malformed body")
+            return results
+
+        results, _ = await self._pools[service].call("POST", path, {"items": chunk}, accept=accept,
+                                                     what=f"{len(chunk)} items")
+        return results
 
 
 def _as_json(item: BaseModel | Mapping[str, Any]) -> Any:
     if isinstance(item, BaseModel):
         return item.model_dump(mode="json", exclude_none=True)
     return dict(item)
-
-
-def _results(response: httpx.Response, expected: int) -> list[Any] | None:
-    try:
-        results = response.json()["results"]
-    except (ValueError, KeyError, TypeError):
-        return None
-    return results if isinstance(results, list) and len(results) == expected else None
-
-
-def _error_message(response: httpx.Response) -> str:
-    try:
-        return str(response.json().get("error", response.text[:200]))
-    except (ValueError, AttributeError):
-        return response.text[:200]

@@ -1,8 +1,13 @@
-"""The LLM perception judge (SPEC §5) over any OpenAI-compatible chat-completions endpoint.
+"""The LLM perception judge (method §5) over any OpenAI-compatible chat-completions endpoint.
 
 SGLang, vLLM, the embedded rollout server or a hosted API: one POST per item, the prompt from
 `videop2r/templates/perception_judge.txt`, the verdict parsed from `<judgement>Yes|No</judgement>`.
 Anything else is No, flagged `unparseable` so the pipeline counts it.
+
+The call goes through a one-endpoint `videop2r.http.pool.EndpointPool` with no retries of its own:
+`JudgePipeline` retries, so the pool only classifies the failure by the project's one policy
+(`videop2r.http.retry`): retryable (a timeout, a dropped connection, 408/409/425/429, 5xx) is a
+`TransientJudgeError`, anything else (another 4xx, a body that is not a chat completion) a `JudgeError`.
 """
 
 from __future__ import annotations
@@ -11,19 +16,21 @@ import os
 import re
 from functools import lru_cache
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from videop2r.http.errors import EndpointUnavailable, ProtocolError, RequestRefused
+from videop2r.http.pool import Endpoint, EndpointPool
+from videop2r.http.retry import RetryPolicy
 from videop2r.rewards.judges.aiohttp_transport import AiohttpTransport
-from videop2r.rewards.judges.base import Judge, JudgeError, TransientJudgeError, Verdict, register_judge
+from videop2r.rewards.judges.base import Judge, JudgeError, TransientJudgeError, Verdict
 from videop2r.rewards.judges.schema import JudgeItem
 
 if TYPE_CHECKING:
     from videop2r.config import RewardConfig
 
 _JUDGEMENT = re.compile(r"<\s*judge?ment\s*>\s*(yes|no)\s*[.!]?\s*<\s*/\s*judge?ment\s*>", re.IGNORECASE)
-_RETRYABLE_STATUS = {408, 409, 425, 429}
 
 
 @lru_cache(maxsize=1)
@@ -32,7 +39,7 @@ def judge_prompt_template() -> str:
 
 
 def question_with_options(question: str, options: list[str] | None) -> str:
-    """The question as the policy saw it: options appended as `Options:` lines (SPEC §1)."""
+    """The question as the policy saw it: options appended as `Options:` lines (method §1)."""
     if not options:
         return question
     return question.rstrip() + "\nOptions:\n" + "\n".join(option.strip() for option in options)
@@ -92,23 +99,24 @@ class OpenAIJudge(Judge):
         self._temperature = temperature
         self._max_connections = max_connections
         self._transport = transport  # tests plug an in-process app here
-        self._http: httpx.AsyncClient | None = None
+        self._pool: EndpointPool | None = None
 
     async def start(self) -> None:
-        if self._http is None:
+        if self._pool is None:
             headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
             # aiohttp on the wire: httpx's own pool is slow with many calls in flight (see aiohttp_transport)
             transport = self._transport or AiohttpTransport(self._max_connections)
-            self._http = httpx.AsyncClient(headers=headers, timeout=self._timeout_s, transport=transport)
+            self._pool = EndpointPool([self.url], service="judge", policy=RetryPolicy(max_retries=0, cooldown_s=0.0),
+                                      timeout=self._timeout_s, headers=headers, transport=transport)
 
     async def close(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        if self._pool is not None:
+            await self._pool.aclose()
+            self._pool = None
 
     async def judge(self, item: JudgeItem) -> Verdict:
         await self.start()
-        assert self._http is not None
+        assert self._pool is not None
         body = {
             "model": self.model,
             "messages": [{"role": "user", "content": render_judge_prompt(item)}],
@@ -116,35 +124,35 @@ class OpenAIJudge(Judge):
             "max_tokens": self._max_tokens,
         }
         try:
-            response = await self._http.post(self.url, json=body)
-        except httpx.TimeoutException as exc:
-            raise TransientJudgeError(f"judge call timed out ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
-            raise TransientJudgeError(f"judge endpoint unreachable ({type(exc).__name__})") from exc
-        status = response.status_code
-        if status in _RETRYABLE_STATUS or status >= 500:
-            raise TransientJudgeError(f"judge endpoint answered HTTP {status}", _retry_after(response))
-        if status >= 400:
-            raise JudgeError(f"judge endpoint answered HTTP {status}: {response.text[:200]}")
-        try:
-            content = response.json()["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            body = response.text[:120]
-            message = f"judge endpoint answered a body that is not a chat completion: {body!r}"
-            raise JudgeError(message) from exc
+            content, _ = await self._pool.call("POST", "", body, accept=_reply_content)
+        except RequestRefused as exc:
+            raise JudgeError(f"judge endpoint answered HTTP {exc.status}: {exc.message[:200]}") from exc
+        except EndpointUnavailable as exc:
+            raise _judge_error(exc) from exc
         return parse_judgement(content if isinstance(content, str) else "")
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
+def _reply_content(data: Any, endpoint: Endpoint) -> Any:
     try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+        return data["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError) as exc:
+        raise ProtocolError(f"{str(data)[:120]!r}") from exc
 
 
-@register_judge("openai")
-def _openai_from_config(config: "RewardConfig") -> OpenAIJudge:
+def _judge_error(exc: EndpointUnavailable) -> JudgeError:
+    """The pipeline's error for the (one) failed attempt: transient unless the body was garbled."""
+    failure = exc.last
+    if failure is None or failure.kind == "protocol":
+        reason = failure.reason.removeprefix("bad answer: ") if failure else str(exc)
+        return JudgeError(f"judge endpoint answered a body that is not a chat completion: {reason}")
+    if failure.kind == "timeout":
+        return TransientJudgeError(f"judge call timed out ({failure.reason})")
+    if failure.kind == "status":
+        return TransientJudgeError(f"judge endpoint answered HTTP {failure.status}", failure.retry_after_s)
+    return TransientJudgeError(f"judge endpoint unreachable ({failure.reason})")
+
+
+def openai_from_config(config: "RewardConfig") -> OpenAIJudge:
     if not config.judge_url:
         from videop2r.config import ConfigError
 
