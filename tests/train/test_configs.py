@@ -31,7 +31,7 @@ def _flat(tree: dict, prefix: str = "") -> dict:
 def test_paper_config_has_the_spec_numbers():
     config = load_config(CONFIGS / "paper-7b.yaml")
     assert (config.rollout.n, config.trainer.prompts_per_step, config.trainer.total_steps) == (8, 7, 1000)
-    assert config.trainer.mini_batch_size == 56 and config.trainer.num_workers == 7
+    assert config.trainer.mini_batch_size == 56 and config.learner.num_workers == 7
     assert (config.algorithm.clip_ratio, config.algorithm.kl_coef, config.algorithm.kl_estimator) == (0.2, 0.04,
                                                                                                      "low_var_kl")
     assert config.trainer.lr == 1e-6 and config.trainer.lr_schedule == "cosine"
@@ -52,5 +52,5 @@ def test_ablation_changes_one_thing(name):
 def test_demo_config_loads_and_fits_the_laptop():
     config = load_config(CONFIGS / "demo.yaml")
     assert config.rollout.endpoints == [] and config.trainer.local_reward_services
-    assert config.reward.judge == "evidence" and config.trainer.num_workers == 1
+    assert config.reward.judge == "evidence" and config.learner.num_workers == 1
     assert config.trainer.mini_batch_size <= config.trainer.prompts_per_step * config.rollout.n

@@ -26,13 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for area in AREAS:
-        try:
-            module = importlib.import_module(f"videop2r.cli.{area}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"videop2r.cli.{area}":
-                continue  # area not built yet
-            raise
-        module.register(subparsers)
+        importlib.import_module(f"videop2r.cli.{area}").register(subparsers)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""`videop2r cot generate|verify|judge|run`: the three-step process-aware CoT data pipeline (SPEC §3)."""
+"""`videop2r cot generate|verify|judge|run`: the three-step process-aware CoT data pipeline (method §3)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 from videop2r.cli.config import add_config_arguments
 
 STEP_HELP = {
-    "generate": "step 1: the teacher VLM writes a SPEC §1 output per record",
+    "generate": "step 1: the teacher VLM writes a method §1 output per record",
     "verify": "step 2: drop outputs that break the template or score Acc_t < cot.min_accuracy",
     "judge": "step 3: keep outputs whose observation alone suffices (judge says Yes); writes cot.jsonl",
     "run": "all three steps, streamed per record; writes cot.jsonl and cot.counts.json",
@@ -70,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cot = subparsers.add_parser(
         "cot",
         help="build process-aware CoT data: generate (teacher) → verify (template, Acc_t) → judge (sufficiency)",
-        description="SPEC §3 over Video-R1-layout records. Resumable (per-step ledgers in --output; a rerun skips "
+        description="method §3 over Video-R1-layout records. Resumable (per-step ledgers in --output; a rerun skips "
         "finished records), sharded by record id (--shard I/N), bounded concurrency, retries. The kept records "
         "(cot.jsonl, VideoP2R layout) are ready for `videop2r data pack` and `videop2r sft`.",
     )

@@ -104,7 +104,7 @@ def _pack(args: argparse.Namespace) -> int:
 
     from videop2r.config import load_config
     from videop2r.data.records import RecordsError
-    from videop2r.data.shards import pack_shards
+    from videop2r.data.packing import pack_shards
     from videop2r.storage import StorageError
 
     config = load_config(args.config, args.overrides)

@@ -1,4 +1,4 @@
-"""`videop2r eval`: the paper's benchmarks (SPEC §6) against a checkpoint or running endpoints."""
+"""`videop2r eval`: the paper's benchmarks (method §6) against a checkpoint or running endpoints."""
 
 from __future__ import annotations
 
@@ -80,6 +80,7 @@ def _eval(args: argparse.Namespace) -> int:
         label=args.name,
         fresh=args.fresh,
         progress=config.metrics.progress and not args.no_progress,
+        blind=args.blind,
     )
     if request.model:
         # SIGTERM (a pod stopping, `kill`) unwinds like Ctrl-C, so the run's own rollout server is stopped too
@@ -93,6 +94,10 @@ def _eval(args: argparse.Namespace) -> int:
     from videop2r.eval.summary import table1
 
     print(table1(outcome.label, outcome.reports))
+    if args.blind:
+        from videop2r.eval.blind import video_ablation
+
+        print(video_ablation(outcome.reports, outcome.blind_reports))
     print(f"summary: {outcome.summary}")
     return 1 if any(report.error for report in outcome.reports) else 0
 
@@ -141,6 +146,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--fresh", action="store_true", help="discard earlier results in --output instead of resuming"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--blind", action="store_true",
+        help="run every benchmark a second time with its frames blanked (results in <output>/blind/); "
+        "the summary shows accuracy with and without the video",
+    )
     parser.add_argument("--list-benchmarks", action="store_true", help="list the benchmarks and exit")
     add_config_arguments(parser)
     parser.set_defaults(handler=_eval)

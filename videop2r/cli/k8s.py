@@ -53,6 +53,8 @@ def _submit(args: argparse.Namespace) -> int:
         return 0
     try:
         jobs = _jobs_api(args, namespace)
+        if not _complete_from_cluster(jobs, job):
+            return EXIT_USAGE
         created = jobs.submit(job)
         name = created["metadata"]["name"]
         print(f"rayjob/{name} created in namespace {jobs.namespace}")
@@ -66,6 +68,30 @@ def _submit(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(f"rayjob/{name} finished: {status.summary()}")
     return 0 if status.ok else EXIT_FAILED
+
+
+def _complete_from_cluster(jobs, job: dict[str, Any]) -> bool:
+    """Check the selected RayCluster exists and give the submitter its image and pull secrets."""
+    from videop2r.k8s.submitter import SubmitterError, fill_submitter, selected_cluster
+
+    name = selected_cluster(job)
+    if name is None:
+        return True
+    cluster = jobs.cluster(name)
+    if cluster is None:
+        present = jobs.cluster_names()
+        print(f"submit: spec.clusterSelector ray.io/cluster={name} matches no RayCluster in namespace "
+              f"{jobs.namespace} (there: {', '.join(present) or 'none'}); install the chart there, or "
+              "--set 'spec.clusterSelector.ray\\.io/cluster=<name>'", file=sys.stderr)
+        return False
+    try:
+        filled = fill_submitter(job, cluster)
+    except SubmitterError as exc:
+        print(f"submit: {exc}", file=sys.stderr)
+        return False
+    if filled:
+        print(f"submitter from RayCluster {name}: {', '.join(filled)}")
+    return True
 
 
 def _age(timestamp: str) -> str:

@@ -14,11 +14,13 @@ def _register_rollout(area: argparse._SubParsersAction) -> None:
         return serve(args)
 
     from services.rollout.main import add_arguments
+    from videop2r.cli.config import add_config_arguments
 
     parser = area.add_parser(
         "rollout", help="rollout server: SGLang's /generate, /update_weights_from_disk, ... on transformers"
     )
     add_arguments(parser)
+    add_config_arguments(parser)
     parser.set_defaults(handler=serve_rollout)
 
 
@@ -33,7 +35,7 @@ def _register_reward_accuracy(area: argparse._SubParsersAction) -> None:
 
         config = load_config(args.config, args.overrides)
         app = create_accuracy_app(config, workers=args.workers or None)
-        return run_app(app, args.host, args.port, access_log=args.access_log)
+        return run_app(app, args.host, args.port, access_log=args.access_log, server=config.server)
 
     parser = area.add_parser("reward-accuracy", help="reward-accuracy service: POST /v1/score")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 in a pod)")
@@ -60,7 +62,7 @@ def _register_reward_judge(area: argparse._SubParsersAction) -> None:
             overrides.append(f"reward.judge_url={args.judge_url}")
         config = load_config(args.config, overrides)
         app = create_judge_app(config)
-        return run_app(app, args.host, args.port, access_log=args.access_log)
+        return run_app(app, args.host, args.port, access_log=args.access_log, server=config.server)
 
     parser = area.add_parser("reward-judge", help="perception-judge service: POST /v1/judge")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 in a pod)")

@@ -20,6 +20,8 @@ def _run_stage(args: argparse.Namespace, run) -> int:  # noqa: ANN001 - run_sft 
 
     from videop2r.config import load_config
     from videop2r.train.checkpoint import CheckpointError
+    from videop2r.train.parity import ParityGateRefused
+    from videop2r.train.weight_sync import WeightSyncFailed
 
     config = load_config(args.config, args.overrides)
     _quiet_http_logs()
@@ -28,6 +30,9 @@ def _run_stage(args: argparse.Namespace, run) -> int:  # noqa: ANN001 - run_sft 
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (ParityGateRefused, WeightSyncFailed) as exc:  # the rollout side cannot be trained on
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     return 0
 
 
