@@ -1,82 +1,28 @@
 """What both reward services put in front of their routes: body limit, bearer auth, request metrics,
-and 4xx answers with a readable message for malformed or invalid bodies.
+and every error answered as the one `ErrorBody` (services.reward.payload) with a readable message.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import time
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.limits import BodyLimitMiddleware
+from services.reward.payload import BadBody, clip, error_response
 from videop2r.metrics import metric
 
 log = logging.getLogger(__name__)
 
 OPEN_PATHS = frozenset({"/healthz", "/metrics"})
-
-
-async def _send_json(
-    send: Send, status: int, body: dict[str, Any], headers: tuple[tuple[bytes, bytes], ...] = ()
-) -> None:
-    payload = json.dumps(body).encode()
-    length = str(len(payload)).encode()
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", length), *headers],
-    })
-    await send({"type": "http.response.body", "body": payload})
-
-
-class BodyLimitMiddleware:
-    """Refuse bodies over `max_bytes` with 413, whether or not the client sent Content-Length."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        too_big = {"error": f"request body exceeds the limit of {self.max_bytes} bytes"}
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await _send_json(send, 413, too_big)
-            return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await _send_json(send, 413, too_big)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
 
 
 class BearerAuthMiddleware:
@@ -93,8 +39,8 @@ class BearerAuthMiddleware:
         header = dict(scope.get("headers") or []).get(b"authorization", b"")
         scheme, _, presented = header.partition(b" ")
         if scheme.lower() != b"bearer" or not hmac.compare_digest(presented.strip(), self._token):
-            challenge = ((b"www-authenticate", b"Bearer"),)
-            await _send_json(send, 401, {"error": "missing or wrong bearer token"}, challenge)
+            response = error_response(401, "missing or wrong bearer token", headers={"www-authenticate": "Bearer"})
+            await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
@@ -132,8 +78,15 @@ class RequestMetricsMiddleware:
 
 
 def _field_path(error: dict[str, Any]) -> str:
-    location = [str(part) for part in error.get("loc", ()) if part != "body"]
+    location = [str(part)[:60] for part in error.get("loc", ()) if part != "body"]
     return ".".join(location) or "body"
+
+
+def validation_message(errors: list[Any], prefix: str = "") -> str:
+    """ "invalid request: items.0.id: Input should be ...; ..." for pydantic errors (five at most)."""
+    shown = "; ".join(f"{prefix}{_field_path(error)}: {error.get('msg', 'invalid')}" for error in errors[:5])
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return f"invalid request: {shown}{more}"
 
 
 def install_edges(
@@ -146,31 +99,36 @@ def install_edges(
 ) -> None:
     """Error handlers, /metrics, and the middleware stack (outermost first: metrics, auth, body limit)."""
 
+    def refused(status: int, message: str, code: Any = None) -> Response:
+        log.info("%s: rejected a request: %s", service, clip(message))
+        return error_response(status, message, code)
+
     @app.exception_handler(RequestValidationError)
-    async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_body(request: Request, exc: RequestValidationError) -> Response:
         errors = exc.errors()
         if any(error.get("type") == "json_invalid" for error in errors):
-            message = "request body is not valid JSON"
-            status = 400
-        else:
-            shown = "; ".join(f"{_field_path(error)}: {error.get('msg', 'invalid')}" for error in errors[:5])
-            more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
-            message = f"invalid request: {shown}{more}"
-            status = 422
-        log.info("%s: rejected a request: %s", service, message)
-        return JSONResponse({"error": message}, status_code=status)
+            return refused(400, "request body is not valid JSON")
+        return refused(422, validation_message(errors))
+
+    @app.exception_handler(BadBody)
+    async def bad_body(request: Request, exc: BadBody) -> Response:
+        return refused(exc.status, str(exc), exc.code)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:  # 404, 405: same body shape
+        return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("%s: request failed", service)
-        return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
+        return error_response(500, f"internal error: {type(exc).__name__}")
 
     @app.get("/metrics")
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     # add_middleware wraps: the last one added is the outermost.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, render=error_response)
     if token:
         app.add_middleware(BearerAuthMiddleware, token=token)
     app.add_middleware(RequestMetricsMiddleware, service=service, registry=registry)

@@ -74,26 +74,35 @@ def score_chunk(items: list[Any], offset: int = 0) -> dict[str, list[Any]]:
     """Validate and score request items in a worker: ``{"lines": [...]}`` or ``{"invalid": [...]}``.
 
     `offset` is the index of `items[0]` in the request, for error messages. Every item is
-    validated before any is scored; a valid item that makes the scorer raise becomes
-    ``{"id": ..., "error": "..."}`` instead of failing the whole request.
+    validated (an unknown problem_type included) before any is scored; a valid item that makes
+    the scorer raise, or that is over the compute budget, becomes ``{"id": ..., "error": "..."}``
+    instead of failing the whole request (``over_budget`` counts the latter).
     """
-    from videop2r.rewards import ScoreRequest, score_response
+    from videop2r.rewards import ScoreRequest, UnknownProblemType, parse_problem_type, score_response
+    from videop2r.rewards.text_metrics import OverBudget
 
     requests, invalid = [], []
     for index, item in enumerate(items, start=offset):
         try:
-            requests.append(ScoreRequest.model_validate(item))
+            request = ScoreRequest.model_validate(item)
+            parse_problem_type(request.problem_type)
+            requests.append(request)
+        except UnknownProblemType as exc:
+            invalid.append(f"items.{index}.problem_type: {exc}"[:300])
         except Exception as exc:  # noqa: BLE001 — a ValidationError, or worse; reported to the caller
             invalid.extend(_problems(index, exc))
     if invalid:
         return {"invalid": invalid}
-    lines = []
+    lines, over_budget = [], 0
     for request in requests:
         try:
             lines.append(score_response(request, _worker_settings))
+        except OverBudget as exc:
+            over_budget += 1
+            lines.append({"id": request.id, "error": f"OverBudget: {exc}"})
         except Exception as exc:  # noqa: BLE001 — reported per item, counted by the service
-            lines.append({"id": request.id, "error": f"{type(exc).__name__}: {exc}"})
-    return {"lines": lines}
+            lines.append({"id": request.id, "error": f"{type(exc).__name__}: {exc}"[:500]})
+    return {"lines": lines, "over_budget": [over_budget]}
 
 
 class ScoringPool:
@@ -142,12 +151,18 @@ class ScoringPool:
 
     async def score(self, items: list[Any]) -> list[dict[str, Any]]:
         """Output lines in input order, or `InvalidItems` naming every bad field."""
+        lines, _ = await self.score_counted(items)
+        return lines
+
+    async def score_counted(self, items: list[Any]) -> tuple[list[dict[str, Any]], int]:
+        """(output lines in input order, how many items were over the compute budget)."""
         pieces = self.chunks(items)
         replies = await asyncio.gather(*(self._score_chunk(offset, chunk) for offset, chunk in pieces))
         problems = [problem for reply in replies for problem in reply.get("invalid", [])]
         if problems:
             raise InvalidItems(problems)
-        return [line for reply in replies for line in reply["lines"]]
+        over_budget = sum(count for reply in replies for count in reply.get("over_budget", []))
+        return [line for reply in replies for line in reply["lines"]], over_budget
 
     async def _score_chunk(self, offset: int, chunk: list[Any]) -> dict[str, list[Any]]:
         loop = asyncio.get_running_loop()

@@ -7,5 +7,7 @@ logit_bias, seed), per-token log-probs and finish reasons; ``/update_weights_fro
 weight version; ``/flush_cache``; health and model info; OpenAI ``/v1/chat/completions`` and
 ``/v1/models``; Prometheus ``/metrics``. Modules: ``engine`` (prefill once per prompt, one decode
 batch), ``sampling`` (SGLang log-prob semantics), ``stopping``, ``scheduler`` (batches concurrent
-requests), ``protocol`` (pydantic bodies), ``jobs`` / ``chat`` (request ↔ engine), ``media_sources``.
+requests), ``protocol`` (pydantic bodies), ``jobs`` / ``chat`` (request ↔ engine), ``media_sources``;
+the HTTP side: ``app`` (assembly), ``routes/`` (one APIRouter per concern), ``state`` (what the
+handlers share), ``errors`` (SGLang's error shapes), ``body_checks``.
 """

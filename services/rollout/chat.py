@@ -2,9 +2,11 @@
 
 Message content is a string or a list of parts: ``{"type": "text", "text"}``,
 ``{"type": "image_url", "image_url": {"url"}}``, ``{"type": "video_url", "video_url": {"url"}}``
-(a path, http(s)/s3 URL or data URI), or our exact-media objects under ``"video"``/``"image"``.
+(a source ``MediaSources`` reads), as SGLang 0.5.23 takes them (``protocol.ChatMessageIn``).
 The prompt is rendered with the checkpoint's chat template. Sampling defaults follow OpenAI
-(temperature 1, top_p 1); ``max_tokens`` defaults to the server's ``--chat-max-tokens``.
+(temperature 1, top_p 1); ``max_tokens`` defaults to the server's ``--chat-max-tokens``; the
+sampling fields are checked as SGLang checks them (``ChatCompletionRequest.to_sampling_params``
+then ``SamplingParams.verify``: ``services.rollout.jobs.sampling_options``).
 """
 
 from __future__ import annotations
@@ -13,21 +15,12 @@ import time
 import uuid
 from typing import Any
 
-from services.rollout.engine import GenerationEngine, JobResult, PromptJob, SamplingOptions
-from services.rollout.jobs import RequestError, check_prompt
+from services.rollout.engine import GenerationEngine
+from services.rollout.jobs import RequestError, check_prompt, sampling_options
 from services.rollout.media_sources import MediaSources
+from services.rollout.prompt_job import JobResult, PromptJob
 from services.rollout.protocol import ChatCompletionIn
 from videop2r import prompting
-
-
-def _media_ref(part: dict[str, Any], kind: str) -> Any:
-    for key in (f"{kind}_url", kind):
-        value = part.get(key)
-        if isinstance(value, dict) and "url" in value:
-            return value["url"]
-        if value is not None:
-            return value
-    raise RequestError(f"{part.get('type')} part without {kind}_url.url")
 
 
 def chat_job(request: ChatCompletionIn, engine: GenerationEngine, media: MediaSources, default_max_tokens: int
@@ -36,38 +29,37 @@ def chat_job(request: ChatCompletionIn, engine: GenerationEngine, media: MediaSo
     videos: list[Any] = []
     images: list[Any] = []
     for message in request.messages:
+        role = "system" if message.role == "developer" else message.role
         if message.content is None or isinstance(message.content, str):
-            messages.append({"role": message.role, "content": message.content or ""})
+            messages.append({"role": role, "content": message.content or ""})
             continue
         parts = []
         for part in message.content:
             kind = part.get("type")
-            if kind == "text":
-                parts.append({"type": "text", "text": str(part.get("text", ""))})
-            elif kind in ("image_url", "image"):
-                images.append(media.image(_media_ref(part, "image")))
+            if kind == "text":  # the part types and fields are checked by ChatMessageIn
+                parts.append({"type": "text", "text": part["text"]})
+            elif kind == "image_url":
+                images.append(media.image(part["image_url"]["url"]))
                 parts.append({"type": "image"})
-            elif kind in ("video_url", "video"):
-                videos.append(media.video(_media_ref(part, "video")))
-                parts.append({"type": "video"})
             else:
-                raise RequestError(f"unsupported message part type {kind!r}")
-        messages.append({"role": message.role, "content": parts})
+                videos.append(media.video(part["video_url"]["url"]))
+                parts.append({"type": "video"})
+        messages.append({"role": role, "content": parts})
     try:
         text = engine.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         inputs = prompting.encode_prompt(engine.processor, text, videos=videos, images=images)
     except ValueError as exc:
         raise RequestError(str(exc)) from None
     stop = request.stop if isinstance(request.stop, list) else ([request.stop] if request.stop else [])
-    sampling = SamplingOptions(
-        max_new_tokens=request.max_completion_tokens or request.max_tokens or default_max_tokens,
-        temperature=1.0 if request.temperature is None else request.temperature,
-        top_p=1.0 if request.top_p is None else request.top_p,
-        top_k=request.top_k if request.top_k and request.top_k > 0 else -1,
-        n=request.n,
-        stop=stop,
-        sampling_seed=request.seed,
-    )
+    sampling = sampling_options({
+        "max_new_tokens": request.max_completion_tokens or request.max_tokens or default_max_tokens,
+        "temperature": 1.0 if request.temperature is None else request.temperature,
+        "top_p": 1.0 if request.top_p is None else request.top_p,
+        "top_k": -1 if request.top_k is None else request.top_k,  # 0 is refused, as SGLang's verify does
+        "n": request.n,
+        "stop": stop,
+        "sampling_seed": request.seed,
+    }, engine.vocab_size)
     check_prompt(inputs, sampling, engine)
     return PromptJob(inputs=dict(inputs), sampling=sampling, rid=uuid.uuid4().hex)
 

@@ -17,7 +17,8 @@
    log-prob semantics (``services.rollout.sampling``); vision placeholder tokens are never
    sampled (``block_vision_tokens``); stop checks as ``services.rollout.stopping``.
 
-The engine is not thread-safe: the server calls it from one worker thread.
+The engine is not thread-safe: the server calls it from one worker thread. `check_job` is: the
+scheduler calls it before a job joins a batch, so a job the engine cannot run fails alone.
 """
 
 from __future__ import annotations
@@ -31,9 +32,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from services.rollout import shared_prefix
+from services.rollout import prompt_job, shared_prefix
 from services.rollout.kv_cache import preallocated
-from services.rollout.sampling import RowSampling, sample_next
+
+# InvalidJob and SamplingOptions: services/rollout/app.py still imports them from here
+from services.rollout.prompt_job import InvalidJob, JobResult, PromptJob, SamplingOptions  # noqa: F401
+from services.rollout.sampling import sample_next
 from services.rollout.stopping import SampleOutput, StopRule, final_text
 
 log = logging.getLogger(__name__)
@@ -42,55 +46,12 @@ _VISUAL_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts", "
 
 
 @dataclass
-class SamplingOptions:
-    """Validated SGLang sampling parameters of one prompt."""
-
-    max_new_tokens: int = 128
-    min_new_tokens: int = 0
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = -1
-    min_p: float = 0.0
-    n: int = 1
-    stop: list[str] = field(default_factory=list)
-    stop_token_ids: list[int] = field(default_factory=list)
-    ignore_eos: bool = False
-    skip_special_tokens: bool = True
-    no_stop_trim: bool = False
-    logit_bias: dict[int, float] = field(default_factory=dict)
-    sampling_seed: int | None = None
-
-    @property
-    def row(self) -> RowSampling:
-        return RowSampling(self.temperature, self.top_p, self.top_k, self.min_p)
-
-
-@dataclass
-class PromptJob:
-    """One prompt of a request: model inputs (batch 1, from ``videop2r.prompting.encode_prompt``)."""
-
-    inputs: dict[str, Any]
-    sampling: SamplingOptions
-    rid: str = ""
-    # >= 0: also return the log-probs of the prompt tokens from this position on
-    input_logprob_start: int = -1
-
-
-@dataclass
-class JobResult:
-    samples: list[SampleOutput]
-    prompt_tokens: int
-    weight_version: str
-    # (log-prob or None for the first token, token id) per prompt position from the start asked
-    input_logprobs: list[tuple[float | None, int]] | None = None
-
-
-@dataclass
 class _Row:
     job: int
     rule: StopRule
     min_new_tokens: int
     position: int  # M-RoPE position of the next token fed to the model
+    number: int = 0  # which of the job's samples
     sample: SampleOutput = field(default_factory=SampleOutput)
 
 
@@ -144,11 +105,25 @@ class GenerationEngine:
                 ids.update(int(item) for item in value)
         return ids
 
+    # -- checks
+
+    def check_job(self, job: PromptJob) -> None:
+        """Raise `InvalidJob` if `job` would fail a batch (`services.rollout.prompt_job.check_job`)."""
+        prompt_job.check_job(job, self.vocab_size)
+
     # -- weights
 
     def reload(self, path: str, weight_version: str | None, storage_config: Any = None) -> str:
-        """Load new weights from `path` (dir or s3:// URI); the old ones stay on any failure."""
+        """Load new weights from `path` (dir or s3:// URI); the old ones stay on any failure.
+
+        Everything is checked before anything is swapped: the path and `weight_version` (valid
+        UTF-8, at most MAX_WEIGHT_VERSION_CHARS) before loading, the architecture after; then
+        model, path and version change together."""
         from videop2r.model import load_model
+
+        prompt_job.check_encodable("model_path", path)
+        if weight_version is not None:
+            prompt_job.check_weight_version(weight_version)
 
         new = load_model(path, dtype=self.dtype, device=str(self.device), attn_implementation=self.attn_implementation,
                          storage_config=storage_config, cache_dir=self.cache_dir)
@@ -181,8 +156,8 @@ class GenerationEngine:
             results.append(JobResult([], length, self.weight_version, input_logprobs))
             rule = StopRule.build(self.tokenizer, job.sampling.max_new_tokens, self.eos_ids,
                                   set(job.sampling.stop_token_ids), job.sampling.stop, job.sampling.ignore_eos)
-            for _ in range(copies):
-                rows.append(_Row(index, rule, job.sampling.min_new_tokens, next_position))
+            for number in range(copies):
+                rows.append(_Row(index, rule, job.sampling.min_new_tokens, next_position, number))
             caches.append((cache, length))
             logits.append(last_logits)
         self._decode(jobs, rows, caches, torch.cat(logits), shared=encode_once)
@@ -276,13 +251,15 @@ class GenerationEngine:
                 bias[index, token] += value
         return bias
 
-    def _groups(self, jobs: list[PromptJob], rows: list[_Row], generators: dict[int, torch.Generator | None]):
-        by_job: dict[int, list[int]] = {}
+    def _groups(self, jobs: list[PromptJob], rows: list[_Row], generators: dict[Any, torch.Generator | None]):
+        by_key: dict[Any, list[int]] = {}
         for index, row in enumerate(rows):
-            by_job.setdefault(row.job, []).append(index)
+            key = (row.job, row.number) if (row.job, row.number) in generators else row.job
+            by_key.setdefault(key, []).append(index)
         return [
-            (torch.tensor(indices, device=self.device), jobs[job].sampling.row, generators[job])
-            for job, indices in by_job.items()
+            (torch.tensor(indices, device=self.device), jobs[key[0] if isinstance(key, tuple) else key].sampling.row,
+             generators[key])
+            for key, indices in by_key.items()
         ]
 
     def _decode(self, jobs: list[PromptJob], rows: list[_Row], caches: list[tuple[Any, int]],
@@ -293,12 +270,7 @@ class GenerationEngine:
             cache, mask = shared_prefix.shared_prefix_cache([cache for cache, _ in caches], counts, room), None
         else:
             cache, mask = self._merge(caches, counts, room)
-        generators: dict[int, torch.Generator | None] = {}
-        for index, job in enumerate(jobs):
-            generator = None
-            if job.sampling.sampling_seed is not None:
-                generator = torch.Generator(device=self.device).manual_seed(job.sampling.sampling_seed)
-            generators[index] = generator
+        generators = self._generators(jobs)
         live = [row for row in rows if row.rule.max_new_tokens > 0]
         for row in rows:
             if row.rule.max_new_tokens == 0:
@@ -344,6 +316,18 @@ class GenerationEngine:
             self.heartbeat = time.monotonic()
             for row in live:
                 row.position += 1
+
+    def _generators(self, jobs: list[PromptJob]) -> dict[Any, torch.Generator | None]:
+        """Sampling streams: job index -> its request seed's; (job, sample) -> a per-sample seed's."""
+        generators: dict[Any, torch.Generator | None] = {}
+        for index, job in enumerate(jobs):
+            for number, seed in enumerate(job.sampling.row_seeds or []):
+                # per-sample seeds: each sample its own stream, whatever shares its batch
+                generators[(index, number)] = (None if seed is None else
+                                               torch.Generator(device=self.device).manual_seed(seed))
+            seed = job.sampling.sampling_seed
+            generators[index] = None if seed is None else torch.Generator(device=self.device).manual_seed(seed)
+        return generators
 
     def _mask_early_stop(self, logits: torch.Tensor, live: list[_Row]) -> torch.Tensor:
         """EOS/stop tokens masked for rows below their min_new_tokens."""

@@ -18,8 +18,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from services.rollout.engine import GenerationEngine, JobResult, PromptJob, SamplingOptions
+from services.rollout.engine import GenerationEngine
 from services.rollout.media_sources import MediaSources
+from services.rollout.prompt_job import JobResult, PromptJob, SamplingOptions
 from services.rollout.protocol import GenerateIn, SamplingParamsIn
 from videop2r import prompting
 
@@ -28,8 +29,16 @@ class RequestError(ValueError):
     """A request that is well-formed JSON but cannot be served (-> 400 with this message)."""
 
 
-def sampling_options(params: SamplingParamsIn | None, vocab_size: int) -> SamplingOptions:
-    params = params or SamplingParamsIn()
+def sampling_options(params: dict[str, Any] | SamplingParamsIn | None, vocab_size: int) -> SamplingOptions:
+    from pydantic import ValidationError
+
+    if not isinstance(params, SamplingParamsIn):
+        try:
+            params = SamplingParamsIn(**(params or {}))
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(str(p) for p in error['loc']) or 'sampling_params'}: "
+                                 f"{str(error['msg']).removeprefix('Value error, ')}" for error in exc.errors())
+            raise RequestError(f"sampling_params: {problems}") from None
     stop = params.stop if isinstance(params.stop, list) else ([params.stop] if params.stop else [])
     stop_ids = list(params.stop_token_ids or [])
     bias = {int(key): float(value) for key, value in (params.logit_bias or {}).items()}
@@ -83,9 +92,18 @@ def generate_jobs(request: GenerateIn, engine: GenerationEngine, media: MediaSou
         images = request.media("image_data", count)
     except ValueError as exc:
         raise RequestError(str(exc)) from None
-    jobs = []
+    jobs: list[PromptJob] = []
+    keys: list[Any] = []
     for index, prompt in enumerate(prompts):
         sampling = sampling_options(params[index], engine.vocab_size)
+        key = _share_key(prompt, videos[index], images[index], params[index], return_logprob[index], start[index])
+        if key is not None and keys and keys[-1] == key and jobs[-1].sample_rids is not None:
+            # the next copy of the previous prompt (SGLang's per-sample-seed batch): share its prefill
+            job = jobs[-1]
+            job.sampling.n += 1
+            job.sampling.row_seeds.append(sampling.sampling_seed)
+            job.sample_rids.append(rids[index] or uuid.uuid4().hex)
+            continue
         try:
             inputs = prompting.encode_prompt(
                 engine.processor, prompt,
@@ -95,13 +113,31 @@ def generate_jobs(request: GenerateIn, engine: GenerationEngine, media: MediaSou
         except ValueError as exc:  # PromptError, MediaError
             raise RequestError(f"prompt {index}: {exc}") from None
         check_prompt(inputs, sampling, engine)
+        rid = rids[index] or uuid.uuid4().hex
+        if key is not None:
+            sampling.row_seeds = [sampling.sampling_seed]
         jobs.append(PromptJob(
             inputs=dict(inputs),
             sampling=sampling,
-            rid=rids[index] or uuid.uuid4().hex,
+            rid=rid,
             input_logprob_start=start[index] if return_logprob[index] and start[index] >= 0 else -1,
+            sample_rids=[rid] if key is not None else None,
         ))
+        keys.append(key)
     return jobs
+
+
+def _share_key(prompt: Any, videos: list, images: list, params: Any, return_logprob: Any, start: Any) -> Any:
+    """What must be equal for two batch entries to share one prefill (n = 1, same everything but
+    the seed), or None when this entry cannot share."""
+    params = dict(params or {})
+    if params.get("n", 1) != 1:
+        return None
+    params.pop("sampling_seed", None)
+    import json
+
+    return (json.dumps(prompt), tuple(videos), tuple(images), json.dumps(params, sort_keys=True),
+            bool(return_logprob), start)
 
 
 def generate_response(request: GenerateIn, jobs: list[PromptJob], results: list[JobResult], latency_s: float,
@@ -112,7 +148,8 @@ def generate_response(request: GenerateIn, jobs: list[PromptJob], results: list[
     for index, (job, result) in enumerate(zip(jobs, results)):
         for number, sample in enumerate(result.samples):
             meta: dict[str, Any] = {
-                "id": job.rid if job.sampling.n == 1 else f"{job.rid}_{number}",
+                "id": (job.sample_rids[number] if job.sample_rids is not None
+                       else job.rid if job.sampling.n == 1 else f"{job.rid}_{number}"),
                 "finish_reason": sample.finish_reason,
                 "prompt_tokens": result.prompt_tokens,
                 "completion_tokens": len(sample.output_ids),

@@ -80,14 +80,20 @@ class SamplingParamsIn(_Strict):
 MediaItem = str | dict[str, Any]
 
 
-class GenerateIn(_Strict):
-    """``POST /generate``: one prompt (``text`` str / ``input_ids`` list of int) or a batch (lists)."""
+class GenerateIn(BaseModel):
+    """``POST /generate``: one prompt (``text`` str / ``input_ids`` list of int) or a batch (lists).
+
+    As SGLang 0.5.23's ``GenerateReqInput`` (a dataclass body): unknown top-level keys are ignored;
+    ``sampling_params`` stay dicts here and are checked by ``services.rollout.contract`` (the schema
+    gate, unknown keys and JSON types) and then ``SamplingParamsIn`` (SGLang's ``verify()``)."""
+
+    model_config = ConfigDict(extra="ignore")
 
     text: str | list[str] | None = None
     input_ids: list[int] | list[list[int]] | None = None
     image_data: MediaItem | list[MediaItem | list[MediaItem] | None] | None = None
     video_data: MediaItem | list[MediaItem | list[MediaItem] | None] | None = None
-    sampling_params: SamplingParamsIn | list[SamplingParamsIn] | None = None
+    sampling_params: dict[str, Any] | list[dict[str, Any]] | None = None
     rid: str | list[str] | None = None
     return_logprob: bool | list[bool] | None = None
     logprob_start_len: int | list[int] | None = None
@@ -138,13 +144,17 @@ class GenerateIn(_Strict):
             return [[] for _ in range(count)]
         if not self.is_batch:
             return [value if isinstance(value, list) else [value]]  # type: ignore[list-item]
-        if not isinstance(value, list) or len(value) != count:
+        if not isinstance(value, list):  # io_struct._normalize_video_data: one item for every prompt
+            return [[value] for _ in range(count)]
+        if len(value) != count:
             raise ValueError(f"{name} must be a list with one entry per prompt ({count}) for a batch")
         return [[] if item is None else (item if isinstance(item, list) else [item]) for item in value]
 
 
-class UpdateWeightsIn(_Strict):
-    """``POST /update_weights_from_disk`` (SGLang ``UpdateWeightFromDiskReqInput``)."""
+class UpdateWeightsIn(BaseModel):
+    """``POST /update_weights_from_disk`` (SGLang ``UpdateWeightFromDiskReqInput``; unknown keys ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
 
     model_path: str = Field(min_length=1)
     load_format: str | None = None
@@ -166,10 +176,32 @@ class UpdateWeightsIn(_Strict):
 
 
 class ChatMessageIn(BaseModel):
+    """As SGLang 0.5.23's ``entrypoints/openai/protocol.py`` message models (585-800): a user message
+    has content; parts are ``text`` (a string ``text``), ``image_url`` / ``video_url`` (an object with
+    a string ``url``). ``developer`` is OpenAI's name for a system message."""
+
     model_config = ConfigDict(extra="allow")
 
-    role: Literal["system", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant"]
     content: str | list[dict[str, Any]] | None = None
+
+    @model_validator(mode="after")
+    def _parts(self) -> "ChatMessageIn":
+        if self.role == "user" and self.content is None:
+            raise ValueError("a user message needs content")
+        for index, part in enumerate(self.content if isinstance(self.content, list) else []):
+            kind = part.get("type")
+            if kind == "text":
+                if not isinstance(part.get("text"), str):
+                    raise ValueError(f"content[{index}]: a text part needs a string text")
+            elif kind in ("image_url", "video_url"):
+                ref = part.get(kind)
+                if not isinstance(ref, dict) or not isinstance(ref.get("url"), str):
+                    raise ValueError(f"content[{index}]: a {kind} part needs {kind}.url (a string)")
+            else:
+                raise ValueError(f"content[{index}]: unsupported content part type {kind!r} "
+                                 "(text, image_url, video_url)")
+        return self
 
 
 class ChatCompletionIn(BaseModel):
@@ -181,7 +213,7 @@ class ChatCompletionIn(BaseModel):
     messages: list[ChatMessageIn] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
-    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    temperature: float | None = Field(None, ge=0.0, allow_inf_nan=False)  # SGLang has no OpenAI cap of 2
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     top_k: int | None = None
     n: int = Field(1, ge=1, le=MAX_N)

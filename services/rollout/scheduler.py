@@ -7,6 +7,10 @@ Exclusive operations (weight reloads) go through the same queue: requests queued
 run on the old weights, requests after it on the new ones, and a reload never overlaps a batch.
 This is static batching per pass, not SGLang's continuous batching: a request arriving mid-pass
 waits for the pass to end.
+
+Isolation: a request is checked against the engine's own limits (`GenerationEngine.check_job`)
+before it joins a batch, and if a batch still fails, its requests are run again one by one, so
+the request that fails fails alone with its own error and the others complete.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from services.rollout.engine import GenerationEngine, JobResult, PromptJob
+from services.rollout.engine import GenerationEngine
+from services.rollout.prompt_job import JobResult, PromptJob
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +70,10 @@ class BatchScheduler:
         return (self._queue.qsize() if self._queue else 0) + (1 if self._held else 0)
 
     async def submit(self, jobs: list[PromptJob]) -> list[JobResult]:
-        """Generate `jobs` in some upcoming batch; results in job order."""
+        """Generate `jobs` in some upcoming batch; results in job order. Raises `InvalidJob` (before
+        queueing) for a job the engine cannot run, or the error of its own failed pass."""
+        for job in jobs:
+            self.engine.check_job(job)
         return await self._enqueue(_Work(jobs, None, asyncio.get_running_loop().create_future()))
 
     async def exclusive(self, action: Callable[[], Any]) -> Any:
@@ -97,27 +105,45 @@ class BatchScheduler:
             live = [work for work in batch if not work.future.done()]  # cancelled clients
             if not live:
                 continue
-            jobs = [job for work in live for job in work.jobs]
-            self.batches += 1
-            results = await self._run(None, lambda: self.engine.generate(jobs), live)
-            if results is None:
-                continue
-            start = 0
-            for work in live:
-                count = len(work.jobs)
-                if not work.future.done():
-                    work.future.set_result(results[start:start + count])
-                start += count
+            await self._generate(live)
             await asyncio.sleep(0)  # let the finished requests respond before the next pass
 
-    async def _run(self, single: _Work | None, call: Callable[[], Any], waiters: list[_Work]) -> Any:
+    async def _generate(self, live: list[_Work]) -> None:
+        """One pass over `live`; if it fails with more than one request in it, each runs alone."""
+        jobs = [job for work in live for job in work.jobs]
+        self.batches += 1
+        if len(live) == 1:
+            results = await self._run(None, lambda: self.engine.generate(jobs), live)
+        else:
+            failed: list[Exception] = []
+            results = await self._run(None, lambda: self.engine.generate(jobs), [], failed)
+            if results is None:
+                log.warning("a batch of %d requests failed (%s); running them one by one",
+                            len(live), str(failed[0])[:200])
+                for work in live:
+                    if not work.future.done():
+                        await self._generate([work])
+                return
+        if results is None:
+            return
+        start = 0
+        for work in live:
+            count = len(work.jobs)
+            if not work.future.done():
+                work.future.set_result(results[start:start + count])
+            start += count
+
+    async def _run(self, single: _Work | None, call: Callable[[], Any], waiters: list[_Work],
+                   failed: list[Exception] | None = None) -> Any:
         loop = asyncio.get_running_loop()
         self.running = True
         try:
             result = await loop.run_in_executor(self.executor, call)
         except Exception as exc:  # noqa: BLE001 - reported to every waiter, the loop goes on
-            if single is None:
-                log.exception("generation batch failed")
+            if failed is not None:
+                failed.append(exc)
+            elif single is None:
+                log.warning("a generation pass failed: %s", str(exc)[:300], exc_info=exc)
             for work in waiters:
                 if not work.future.done():
                     work.future.set_exception(exc)

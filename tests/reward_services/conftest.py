@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.reward.local_process import LocalService, videop2r_service
+from videop2r.local_services import LocalService, videop2r_service
 
 TOKEN = "s3cret-token-for-tests-7f3a"
 

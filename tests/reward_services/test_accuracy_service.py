@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.reward.local_process import LocalService
+from videop2r.local_services import LocalService
 from videop2r.rewards import ScoreRequest, score_response
 
 pytestmark = pytest.mark.integration
@@ -37,8 +37,6 @@ def _items() -> list[dict]:
          "solution": "<answer>a dog chases a bicycle</answer>"},
         {"id": "reg", "problem_type": "regression", "response": _response("x", "y", "2.5"), "answer": "3.0"},
         {"id": "no-tags", "problem_type": "numerical", "response": "just 3", "answer": "3"},
-        {"id": "odd-type", "problem_type": "interpretive dance", "response": _response("a", "b", "c"),
-         "answer": "c"},
         {"id": "verdict", "problem_type": "numerical", "response": _response("3 dots", "count", "3"),
          "answer": "3", "perception_verdict": True},
     ]
@@ -82,6 +80,8 @@ def test_concurrent_requests_all_succeed(accuracy_service: LocalService) -> None
          "items.0.problem_type"),
         (b'{"items": [{"id": 1, "problem_type": "OCR", "response": "x"}]}', 422, "'solution' or an 'answer'"),
         (b'{"items": {"id": 1}}', 422, "items"),
+        (b'{"items": [{"id": 1, "problem_type": "interpretive dance", "response": "x", "answer": "a"}]}', 422,
+         "items.0.problem_type: unknown problem_type"),
         (b'{"items": []}' + b" " * 70_000, 413, "exceeds the limit of 65536"),
     ],
 )
@@ -91,6 +91,7 @@ def test_bad_input_gets_a_4xx_and_the_service_stays_up(
     response = httpx.post(accuracy_service.url + "/v1/score", content=body, headers=JSON)
     assert response.status_code == status, response.text
     assert message in response.json()["error"]
+    assert response.json()["code"] == {400: "invalid_json", 413: "body_too_large", 422: "invalid_request"}[status]
     assert _score(accuracy_service, _items()[:1]).status_code == 200
 
 

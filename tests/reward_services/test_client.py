@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry
 
-from services.reward.local_process import LocalService, free_port
+from videop2r.local_services import LocalService, free_port
 from videop2r.rewards import ScoreRequest, score_response
 from videop2r.rewards.client import RewardClient, RewardRequestError, RewardServiceError
 from videop2r.rewards.judges import JudgeResult
@@ -81,8 +81,8 @@ async def test_score_matches_the_library(accuracy_service: LocalService) -> None
                      response=f"<observation>dots</observation><think>count</think><answer>{i % 2}</answer>")
         for i in range(40)
     ]
-    # the same service twice: two chunks in flight at once
-    async with RewardClient(accuracy_endpoints=[accuracy_service.url, accuracy_service.url],
+    # the same service under two names (one endpoint per distinct URL): two chunks in flight at once
+    async with RewardClient(accuracy_endpoints=[accuracy_service.url, accuracy_service.url.replace("127.0.0.1", "localhost")],
                             registry=CollectorRegistry()) as client:
         lines = await client.score(items)
     assert lines == [score_response(item) for item in items]

@@ -56,11 +56,3 @@ def test_chunks_are_contiguous_one_per_endpoint_at_least_min_chunk(
     chunks = client._chunks(list(range(items)), [f"http://e{i}" for i in range(endpoints)])
     assert [len(chunk) for chunk in chunks] == sizes
     assert [x for chunk in chunks for x in chunk] == list(range(items))
-
-
-def test_endpoints_in_cooldown_go_last() -> None:
-    client = RewardClient(registry=CollectorRegistry(), cooldown_s=60)
-    endpoints = ["http://a", "http://b", "http://c"]
-    assert client._endpoint_order(endpoints, 1) == ["http://b", "http://c", "http://a"]
-    client._down_until["http://b"] = float("inf")
-    assert client._endpoint_order(endpoints, 1) == ["http://c", "http://a", "http://b"]

@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from services.reward.local_process import LocalService, free_port, videop2r_service
+from videop2r.local_services import LocalService, free_port, videop2r_service
 
 pytestmark = pytest.mark.integration
 

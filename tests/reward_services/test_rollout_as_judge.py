@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.reward.local_process import LocalService, videop2r_service
+from videop2r.local_services import LocalService, videop2r_service
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

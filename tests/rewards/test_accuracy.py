@@ -1,4 +1,4 @@
-"""Acc_t per problem type and MRA against hand-computed values (SPEC §2)."""
+"""Acc_t per problem type and MRA against hand-computed values (method §2)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from videop2r.rewards import (
     parse_problem_type,
     regression_accuracy,
 )
+from videop2r.rewards.accuracy import named_options
 
 OPTIONS = ["A. red", "B. blue", "C. green"]
 
@@ -169,3 +170,38 @@ def test_dispatch_by_problem_type_and_missing_answer() -> None:
     assert answer_accuracy("regression", None, "10") == 0.0  # no <answer> block
     with pytest.raises(UnknownProblemType):
         answer_accuracy("essay", "a", "a")
+
+
+@pytest.mark.parametrize(
+    ("prediction", "options"),
+    [
+        ("B or C", None),
+        ("B and D", None),
+        ("B, C", OPTIONS),
+        ("B/C", None),
+        ("(B) or (C)", None),
+        ("blue or green", OPTIONS),
+        ("A. red or B. blue", OPTIONS),
+        ("B. blue, C. green", OPTIONS),
+    ],
+)
+def test_an_answer_naming_several_options_scores_zero(prediction: str, options: list[str] | None) -> None:
+    """A hedged answer gets no credit even when its first letter is the right one (the reported hack)."""
+    assert multiple_choice_accuracy(prediction, "B", options) == 0.0
+    assert answer_accuracy("multiple choice", prediction, "B", options) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("prediction", "options", "named"),
+    [
+        ("B", None, {"B"}),
+        ("B. blue", OPTIONS, {"B"}),
+        ("B: blue", None, {"B"}),
+        ("blue", OPTIONS, {"B"}),
+        ("Option B", None, {"B"}),
+        ("dark red", ["A. red", "B. dark red"], {"B"}),  # the longer option text wins, not both
+        ("I", None, set()),  # "I" is a pronoun unless options run that far
+    ],
+)
+def test_a_single_option_stays_single(prediction: str, options: list[str] | None, named: set[str]) -> None:
+    assert named_options(prediction, options) == named

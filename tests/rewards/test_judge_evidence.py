@@ -6,7 +6,7 @@ import pytest
 
 from videop2r.config import load_config
 from videop2r.rewards.judges import JudgeError, JudgeItem, JudgePipeline, build_judge
-from videop2r.rewards.judges.evidence import EvidenceJudge, fact_stated, missing_facts, parse_fact, tokens
+from videop2r.rewards.judges.evidence import EvidenceJudge, fact_stated, judge_facts, missing_facts, parse_fact, tokens
 
 
 @pytest.mark.parametrize(
@@ -148,3 +148,56 @@ async def test_synthetic_reference_observations_are_sufficient_and_not_refused(
             swapped.append(item.model_copy(update={"observation": other.observation}))
     assert swapped
     assert not any(r.sufficient for r in await pipeline.judge_batch(swapped))
+
+
+MOVING = "What colour is the moving shape?"
+
+
+@pytest.mark.parametrize(
+    ("evidence", "observation", "question"),
+    [
+        (["colour: red"], "I see a blue, green, red and yellow shape.", MOVING),  # the reported game
+        (["colour: red"], "I see a red or blue shape moving left.", MOVING),
+        (["colour: red"], "It is either red or blue.", MOVING),
+        (["colour: red"], "The shape might be red, it might be green.", MOVING),
+        (["colour: red"], "a red circle and a blue square", MOVING),  # which one moves?
+        (["colour: red"], "a red circle, a blue square, a green triangle and a yellow star", MOVING),
+        (["shape: circle"], "A red circle or square moves left.", "What shape moves in the video?"),
+        (["direction: left"], "It moves left or right.", "In which direction does the shape move?"),
+        (["count: 3"], "I see three or four shapes.", "How many shapes are in the video?"),
+        (["count: 3"], "There are 3-4 circles.", "How many shapes are in the video?"),
+    ],
+)
+def test_hedged_or_listed_observations_are_not_sufficient(evidence: list[str], observation: str,
+                                                          question: str) -> None:
+    sufficient, reason = judge_facts(evidence, observation, question)
+    assert not sufficient and "not committed" in reason, reason
+
+
+@pytest.mark.parametrize(
+    ("evidence", "observation", "question"),
+    [
+        (["colour: red"], "I see a red circle moving left.", MOVING),
+        (["colour: red"], "A red circle moves left next to a blue square.", MOVING),
+        (["colour: red"], "A red circle moves left while a blue square stays still.", MOVING),
+        (["colour: red"], "The ball is not blue; it is red.", MOVING),  # a negated candidate is no candidate
+        (["count: 3"], "three shapes: a red circle, a blue square and a green circle",
+         "How many shapes are in the video?"),
+        (["colour: red", "shape: circle", "direction: left"], "I see a red circle moving left.",
+         "Describe the video in one short sentence."),
+        (["distance: 30"], "It moves left from x=40 to x=10.", "How many pixels does the shape travel?"),
+    ],
+)
+def test_honest_observations_naming_other_objects_stay_sufficient(evidence: list[str], observation: str,
+                                                                  question: str) -> None:
+    sufficient, reason = judge_facts(evidence, observation, question)
+    assert sufficient, reason
+
+
+async def test_the_judge_refuses_a_hedge_through_its_public_interface() -> None:
+    judge = EvidenceJudge()
+    base = dict(id=1, question=MOVING, options=["A. red", "B. green", "C. blue", "D. yellow"], answer="A",
+                evidence=["colour: red"])
+    hedge = await judge.judge(JudgeItem(observation="a blue, green, red and yellow shape", **base))
+    honest = await judge.judge(JudgeItem(observation="a red circle moving left beside a blue square", **base))
+    assert not hedge.sufficient and honest.sufficient

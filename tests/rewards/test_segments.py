@@ -1,4 +1,4 @@
-"""Segment spans and per-process well-formedness on hand-made responses (SPEC §1, §4)."""
+"""Segment spans and per-process well-formedness on hand-made responses (method §1, §4)."""
 
 from __future__ import annotations
 

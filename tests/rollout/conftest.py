@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from videop2r.train.services_local import free_port
+from videop2r.local_services import free_port
 
 # one thread: OpenMP spinning under a shared, oversubscribed CPU costs 10-50x
 torch.set_num_threads(1)
@@ -69,8 +69,10 @@ class ServerProcess:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "videop2r", "serve", "rollout", "--model", self.model, "--port", str(self.port),
-                 "--threads", "1", *self.extra],
+                # SGLang's launch argv (the chart's rollout command) plus the pod video config for 84x84 clips
+                [sys.executable, "-m", "videop2r", "serve", "rollout", "--model-path", self.model, "--port", str(self.port),
+                 "--threads", "1", "--tp-size", "1", "--mem-fraction-static", "0.8",
+                 "--mm-process-config", '{"video": {"fps": 2.0, "min_pixels": 7056, "max_pixels": 7056}}', *self.extra],
                 stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         return self
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from services.rollout.engine import PromptJob, SamplingOptions
+from services.rollout.prompt_job import PromptJob, SamplingOptions
 from videop2r import prompting
 
 

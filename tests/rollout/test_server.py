@@ -20,7 +20,7 @@ from services.rollout.media_sources import MediaSources
 from videop2r import prompting
 from videop2r.config import DataConfig
 from videop2r.model import load_model, load_processor
-from videop2r.rollout.media import encode_frames
+from videop2r.rollout.media import encode_video_uri
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +61,7 @@ def http(url):
 
 def body_for(video_prompt, **sampling):
     inputs, frames, fps = video_prompt
-    return {"input_ids": inputs["input_ids"][0].tolist(), "video_data": encode_frames(frames, fps),
+    return {"input_ids": inputs["input_ids"][0].tolist(), "video_data": [encode_video_uri(frames, fps)],
             "sampling_params": {"max_new_tokens": 8, **sampling}, "return_logprob": True}
 
 
@@ -101,7 +101,7 @@ def test_batch_of_prompts_with_per_prompt_media_and_params(http, video_prompt, e
     inputs, frames, fps = video_prompt
     text_ids = prompting.build_chat_inputs(engine.processor, prompting.chat_messages("Hi.", None))["input_ids"][0]
     body = {"input_ids": [inputs["input_ids"][0].tolist(), text_ids.tolist()],
-            "video_data": [encode_frames(frames, fps), None],
+            "video_data": [[encode_video_uri(frames, fps)], None],
             "sampling_params": [{"max_new_tokens": 3, "n": 2, "ignore_eos": True},
                                 {"max_new_tokens": 5, "ignore_eos": True}],
             "rid": ["video", "text"]}
@@ -125,44 +125,54 @@ def test_text_prompt_with_a_video_file_source_is_decoded_by_the_server(http, tmp
     assert by_path["meta_info"]["prompt_tokens"] == text_tokens - 1 + 18
     assert by_path["output_ids"] == by_b64["output_ids"]
     # both sources stay decoded in the cache until /flush_cache
-    assert "2 decoded media entries dropped" in http.post("/flush_cache").text
+    assert "0 decoded media entries dropped" not in http.post("/flush_cache").text
     assert "0 decoded media entries dropped" in http.get("/flush_cache").text
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"sampling_params": {"max_new_tokens": 2, "temperatur": 1.0}}, "sampling_params.temperatur"),
-    ({"sampling_params": {"temperature": -1}}, "temperature"),
-    ({"sampling_params": {"top_p": 0}}, "top_p"),
-    ({"sampling_params": {"top_k": 0}}, "top_k"),
-    ({"sampling_params": {"n": 0}}, "n"),
-    ({"sampling_params": {"frequency_penalty": 0.5}}, "frequency_penalty is not supported"),
-    ({"sampling_params": {"regex": "a+"}}, "regex"),
-    ({"sampling_params": {"max_new_tokens": 2, "min_new_tokens": 3}}, "min_new_tokens"),
-    ({"sampling_params": {"max_new_tokens": 100000}}, "exceeds the model's"),
-    ({"sampling_params": {"stop_token_ids": [100000]}}, "outside the vocabulary"),
-    ({"sampling_params": {"logit_bias": {"x": 1.0}}}, "logit_bias"),
-    ({"stream": True}, "stream"),
-    ({"top_logprobs_num": 5}, "top_logprobs_num"),
-    ({"text": "hello"}, "exactly one of text and input_ids"),
-    ({"input_ids": None}, "exactly one of text and input_ids"),
-    ({"input_ids": [1, 2, 100000], "video_data": None}, "outside the vocabulary"),
-    ({"input_ids": [], "video_data": None}, "empty"),
-    ({"bogus_field": 1}, "bogus_field"),
-    ({"video_data": {"format": "frames", "frames": "%%%", "fps": 2.0}}, "base64"),
-    ({"video_data": {"format": "mp4"}}, "unknown format"),
-    ({"video_data": "/no/such/file.mp4"}, "not an existing path"),
-    ({"video_data": [encode_frames(np.zeros((2, 28, 28, 3), np.uint8), 2.0)] * 2}, "pad tokens"),
-    ({"video_data": None}, "pad tokens"),
-    ({"sampling_params": [{"n": 1}, {"n": 2}]}, "sampling_params has 2 entries for 1 prompts"),
+# (change to a valid body, error shape, text in the message). Shapes as SGLang 0.5.23 answers
+# (http_server.py): "gate" {"error": str} from the schema check; "processing" {"error": {"message"}};
+# "validation" the OpenAI error object.
+@pytest.mark.parametrize("change, shape, message", [
+    ({"sampling_params": {"max_new_tokens": 2, "min_new_tokens": 3}}, "processing", "min_new_tokens"),
+    ({"sampling_params": {"max_new_tokens": 100000}}, "processing", "exceeds the model's"),
+    ({"sampling_params": {"stop_token_ids": [100000]}}, "processing", "outside the vocabulary"),
+    ({"sampling_params": {"temperatur": 0.5}}, "gate", "unknown field `temperatur`"),
+    ({"sampling_params": {"temperature": "0.7"}}, "gate", 'invalid type: string "0.7", expected f64'),
+    ({"sampling_params": {"ignore_eos": 1}}, "gate", "invalid type: integer `1`, expected a boolean"),
+    ({"sampling_params": {"logit_bias": {"x": 1.0}}}, "processing", "logit_bias"),
+    ({"stream": True}, "validation", "stream"),  # SGLang streams; this server refuses it by name
+    ({"top_logprobs_num": 5}, "validation", "top_logprobs_num"),
+    ({"input_ids": [1, 2, 100000], "video_data": None}, "processing", "outside the vocabulary"),
+    ({"video_data": [{"url": "x", "frames": "%%%"}]}, "gate", "unknown field `frames`"),
+    ({"video_data": {"format": "frames", "frames": "%%%", "fps": 2.0}}, "gate", "unknown field `format`"),
+    ({"video_data": [{"url": "data:video/quicktime;base64,AAAA"}]}, "processing", "must be a string"),
+    ({"video_data": ["/no/such/file.mp4"]}, "processing", "is not a data: URI"),
+    ({"video_data": ["s3://bucket/clip.mp4"]}, "processing", "s3://"),
+    ({"video_data": [encode_video_uri(np.zeros((2, 28, 28, 3), np.uint8), 2.0)] * 2}, "processing", "pad tokens"),
+    ({"video_data": None}, "processing", "pad tokens"),
+    ({"sampling_params": [{"n": 1}, {"n": 2}]}, "processing", "sampling_params has 2 entries for 1 prompts"),
+    ({"input_ids": "abc"}, "validation", "input_ids"),  # the dataclass body check runs before the gate
 ])
-def test_bad_requests_are_400_with_a_message(http, video_prompt, change, message):
+def test_bad_requests_are_400_with_sglangs_error_shape(http, video_prompt, change, shape, message):
     body = {**body_for(video_prompt), **change}
     body = {key: value for key, value in body.items() if value is not None}  # None: leave the field out
     response = http.post("/generate", json=body)
     assert response.status_code == 400, response.text
     error = response.json()
-    assert error["object"] == "error" and error["code"] == 400
-    assert message in error["message"], error["message"]
+    if shape == "gate":
+        text = error["error"]
+        assert isinstance(text, str)
+    elif shape == "processing":
+        text = error["error"]["message"]
+    else:
+        assert error["object"] == "error" and error["code"] == 400
+        text = error["message"]
+    assert message in text, text
+    assert http.get("/health").status_code == 200  # and the server stays up
+
+
+def test_unknown_top_level_fields_are_ignored_as_sglang_does(http, video_prompt):
+    assert http.post("/generate", json={**body_for(video_prompt), "bogus_field": 1}).status_code == 200
 
 
 def test_chat_completions_stand_in_for_a_judge(http, clip):
@@ -251,9 +261,9 @@ def test_metrics_are_catalogued(http):
     assert any(line.startswith("videop2r_rollout_generated_tokens_total") for line in lines)
 
 
-def test_source_transport_decodes_the_frames_the_learner_decodes(http, tmp_path, clip, engine):
-    """A server given the media URI samples the same frames as the learner's data pipeline
-    (same DataConfig), so both transports produce the same prompt and the same greedy output."""
+def test_sglang_format_carries_the_exact_learner_frames(http, tmp_path, clip, engine):
+    """sample_payload's text + lossless data: URI gives the server the learner's frames: the prompt
+    has the learner's token count and the greedy output equals the one from the exact input_ids."""
     from videop2r.data.video import load_video
     from videop2r.rollout import sample_payload
 
@@ -267,11 +277,36 @@ def test_source_transport_decodes_the_frames_the_learner_decodes(http, tmp_path,
         image = None
 
     sampling = {"max_new_tokens": 6, "temperature": 0, "ignore_eos": True}
-    exact = sample_payload(engine.processor, Sample(), sampling)
-    by_source = sample_payload(engine.processor, Sample(), sampling, transport="source", source=str(path))
-    assert "text" in by_source and by_source["video_data"] == str(path) and "input_ids" not in by_source
-    first, second = (http.post("/generate", json=body).json() for body in (exact, by_source))
-    assert first["meta_info"]["prompt_tokens"] == second["meta_info"]["prompt_tokens"] == len(exact["input_ids"])
+    body = sample_payload(engine.processor, Sample(), sampling)
+    assert set(body) >= {"text", "video_data", "sampling_params"} and "input_ids" not in body
+    assert "<|vision_start|><|video_pad|><|vision_end|>" in body["text"]
+    assert isinstance(body["video_data"], list) and body["video_data"][0].startswith("data:video/quicktime;base64,")
+    learner = prompting.build_inputs(engine.processor, Sample.record, Sample.video)
+    exact = {"input_ids": learner["input_ids"][0].tolist(), "sampling_params": sampling,
+             "video_data": body["video_data"]}
+    first, second = (http.post("/generate", json=item).json() for item in (body, exact))
+    assert first["meta_info"]["prompt_tokens"] == learner["input_ids"].shape[1]
     assert first["output_ids"] == second["output_ids"]
-    with pytest.raises(ValueError, match="source"):
-        sample_payload(engine.processor, Sample(), sampling, transport="source")
+    with pytest.raises(ValueError, match="s3://"):
+        sample_payload(engine.processor, Sample(), sampling, source="s3://bucket/clip.mp4")
+
+
+def test_per_sample_seeds_give_distinct_reproducible_samples(http, engine, clip):
+    from videop2r.rollout import sample_payload
+
+    class Sample:
+        record = {"problem": "Where does the square go?", "options": ["left", "right"],
+                  "problem_type": "multiple choice", "data_type": "video"}
+        video = (clip, 2.0)
+        image = None
+
+    Sample.video = type("Clip", (), {"frames": clip, "sample_fps": 2.0})()
+    sampling = {"max_new_tokens": 8, "temperature": 1.0, "ignore_eos": True, "n": 4}
+    body = sample_payload(engine.processor, Sample(), sampling, rid="p", seed=11)
+    assert [params["n"] for params in body["sampling_params"]] == [1, 1, 1, 1]
+    assert len({params["sampling_seed"] for params in body["sampling_params"]}) == 4
+    assert body["video_data"] == [[body["video_data"][0][0]]] * 4
+    first, again = (http.post("/generate", json=body).json() for _ in range(2))
+    assert [item["meta_info"]["id"] for item in first] == ["p-0", "p-1", "p-2", "p-3"]
+    assert [item["output_ids"] for item in first] == [item["output_ids"] for item in again]
+    assert len({tuple(item["output_ids"]) for item in first}) > 1

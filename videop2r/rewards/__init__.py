@@ -1,4 +1,5 @@
-"""Rewards of VideoP2R (SPEC §2, §4): segments, Acc_t per problem type, per-process components.
+"""Rewards of VideoP2R (method §2, §4): segments, Acc_t per problem type, per-process components
+(typed in `results`: `ProcessReward`, `RewardParts`; their JSON lines are the services' wire format).
 
 Pure functions, no torch: the reward-accuracy service imports this package and nothing heavier.
 Judge-based perception accuracy lives in the judge modules; this package takes its verdict.
@@ -25,7 +26,15 @@ from videop2r.rewards.process_rewards import (
     length_reward,
     process_components,
 )
-from videop2r.rewards.scoring import ScoreRequest, ScoringSettings, score_response, with_perception_verdict
+from videop2r.rewards.results import ProcessReward, ProcessRewardLine, RewardParts, ScoreLine
+from videop2r.rewards.scoring import (
+    ScoreRequest,
+    ScoringSettings,
+    perception_judged,
+    reward_parts,
+    score_response,
+    with_perception_verdict,
+)
 from videop2r.rewards.segments import (
     Segments,
     Span,
@@ -45,7 +54,11 @@ __all__ = [
     "PROCESSES",
     "HFTokenizer",
     "ProblemType",
+    "ProcessReward",
+    "ProcessRewardLine",
+    "RewardParts",
     "RewardShape",
+    "ScoreLine",
     "ScoreRequest",
     "ScoringSettings",
     "SegmentTokenizer",
@@ -66,10 +79,12 @@ __all__ = [
     "numerical_accuracy",
     "ocr_accuracy",
     "parse_problem_type",
+    "perception_judged",
     "perception_well_formed",
     "process_components",
     "reasoning_well_formed",
     "regression_accuracy",
+    "reward_parts",
     "rouge_f_measures",
     "score_response",
     "segment_response",

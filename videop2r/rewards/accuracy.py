@@ -1,4 +1,4 @@
-"""Acc_t, the answer accuracy per problem type (SPEC §2), and MRA for VSI-Bench numerical answers.
+"""Acc_t, the answer accuracy per problem type (method §2), and MRA for VSI-Bench numerical answers.
 
 Every function takes the predicted answer (the stripped text inside ``<answer>``) and the
 ground truth, never raises on any string, and returns a float in [0, 1].
@@ -14,7 +14,7 @@ from enum import Enum
 import numpy as np
 
 from videop2r.rewards.segments import ANSWER_CLOSE, ANSWER_OPEN
-from videop2r.rewards.text_metrics import rouge_f_measures, word_error_rate
+from videop2r.rewards.text_metrics import rouge_f_measures, word_accuracy
 
 
 class ProblemType(str, Enum):
@@ -116,11 +116,46 @@ def option_letter(answer: str, options: list[str] | None = None) -> str | None:
     return None
 
 
+_STANDALONE_LETTER_RE = re.compile(r"(?<![A-Za-z0-9])([A-Z])(?![A-Za-z0-9])", re.ASCII)
+_DEFAULT_LETTERS = frozenset("ABCDEFGH")  # without options: the usual MC range ("I" is a pronoun)
+
+
+def named_options(answer: str, options: list[str] | None = None) -> set[str]:
+    """Every option an answer names, by standalone letter or by option text ("B or C" → {B, C}).
+
+    An answer that is exactly one option's text (or its full "B. blue" line) names that option
+    only. Longer option texts are matched first and blanked, so "dark red" is not also "red".
+    """
+    text = answer.strip()
+    table = _option_letters(options)
+    exact = table.get(_normalise_text(text))
+    if exact is not None:
+        return {exact}
+    named: set[str] = set()
+    rest = " " + _normalise_text(re.sub(r"[,;/&|+]", " ", text)) + " "
+    for body in sorted(table, key=len, reverse=True):
+        if len(body) < 2 or re.fullmatch(r"[(\[]?[a-z][)\].:]?", body):
+            continue
+        pattern = rf"(?<![a-z0-9]){re.escape(body)}(?![a-z0-9])"
+        if re.search(pattern, rest):
+            named.add(table[body])
+            rest = re.sub(pattern, " ", rest)
+    letters = set(table.values()) or _DEFAULT_LETTERS
+    named.update(m for m in _STANDALONE_LETTER_RE.findall(text) if m in letters)
+    return named
+
+
 def multiple_choice_accuracy(prediction: str, truth: str, options: list[str] | None = None) -> float:
-    """1 if the predicted option letter equals the ground truth's, else 0."""
+    """1 if the predicted option letter equals the ground truth's, else 0.
+
+    An answer that names more than one option ("B or C", "B and D", "blue/green") scores 0
+    even when its first letter is right: listing options must not buy credit.
+    """
     truth_letter = option_letter(truth, options)
     if truth_letter is None:  # a truth that names no option: compare the texts
         return float(bool(truth.strip()) and _normalise_text(prediction) == _normalise_text(truth))
+    if len(named_options(prediction, options)) > 1:
+        return 0.0
     return float(option_letter(prediction, options) == truth_letter)
 
 
@@ -176,21 +211,23 @@ def mean_relative_accuracy(prediction: str, truth: str) -> float:
 # ---- text ---------------------------------------------------------------------------------
 
 
-def ocr_accuracy(prediction: str, truth: str) -> float:
-    """max(0, 1 − WER(truth, prediction))."""
-    return max(0.0, 1.0 - word_error_rate(truth, prediction))
+def ocr_accuracy(prediction: str, truth: str, max_cells: int | None = None) -> float:
+    """max(0, 1 − WER(truth, prediction)); `max_cells`: compute budget (text_metrics.OverBudget)."""
+    return word_accuracy(truth, prediction, max_cells)
 
 
-def free_form_accuracy(prediction: str, truth: str) -> float:
+def free_form_accuracy(prediction: str, truth: str, max_cells: int | None = None) -> float:
     """Mean of the ROUGE-1, ROUGE-2 and ROUGE-L F-measures (rouge-score, Porter stemming)."""
-    rouge1, rouge2, rouge_l = rouge_f_measures(truth, prediction)
+    rouge1, rouge2, rouge_l = rouge_f_measures(truth, prediction, max_cells)
     return max(0.0, min(1.0, (rouge1 + rouge2 + rouge_l) / 3))
 
 
 def answer_accuracy(
-    problem_type: ProblemType | str, prediction: str | None, truth: str, options: list[str] | None = None
+    problem_type: ProblemType | str, prediction: str | None, truth: str, options: list[str] | None = None,
+    max_cells: int | None = None,
 ) -> float:
-    """Acc_t of a predicted answer (None = no answer block = 0). Raises only UnknownProblemType."""
+    """Acc_t of a predicted answer (None = no answer block = 0). Raises only UnknownProblemType, and
+    OverBudget when an OCR / free-form comparison exceeds `max_cells` (truth x prediction words)."""
     kind = parse_problem_type(problem_type)
     if prediction is None or not isinstance(prediction, str) or not isinstance(truth, str):
         return 0.0
@@ -199,7 +236,7 @@ def answer_accuracy(
     if kind is ProblemType.NUMERICAL:
         return numerical_accuracy(prediction, truth)
     if kind is ProblemType.OCR:
-        return ocr_accuracy(prediction, truth)
+        return ocr_accuracy(prediction, truth, max_cells)
     if kind is ProblemType.FREE_FORM:
-        return free_form_accuracy(prediction, truth)
+        return free_form_accuracy(prediction, truth, max_cells)
     return regression_accuracy(prediction, truth)

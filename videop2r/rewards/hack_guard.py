@@ -1,6 +1,6 @@
 """Refuse observations that hack the perception reward, before any judge sees them.
 
-Two kinds of hack (SPEC §5, "known hazard"):
+Two kinds of hack (method §5, "known hazard"):
 
 - giving the answer away: answer/think/judgement tags, an option letter given as the conclusion
   ("the answer is B", "so (C)."), reasoning that ends in a conclusion ("therefore the answer ...");

@@ -1,11 +1,11 @@
-"""Per-process reward components and their sum (SPEC §4), with the ablation switches of SPEC §6.
+"""Per-process reward components and their sum (method §4), with the ablation switches of method §6.
 
 For each process k ∈ {perception, reasoning}:
 
     R_len,k = bonus  if R_acc,k > 0 and R_form,k > 0 and low_k ≤ tokens_k ≤ high_k, else 0
     R_k     = R_acc,k + R_form,k + R_len,k
 
-Ablations (**ours**, reading SPEC §6): "without perception/reasoning reward" drops that
+Ablations (**ours**, reading method §6): "without perception/reasoning reward" drops that
 process's accuracy term (the judge's verdict, or Acc_t) from R_k; since R_len,k requires
 R_acc,k > 0, its length bonus goes with it. "Without length reward" drops R_len for both.
 The raw accuracy is still reported, so it can be logged while it is not trained on.
@@ -16,12 +16,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from videop2r.rewards.results import ProcessReward
+
 PROCESSES = ("perception", "reasoning")
 
 
 @dataclass(frozen=True, slots=True)
 class RewardShape:
-    """Length ranges, bonus and ablation switches; the numbers of SPEC §4 by default."""
+    """Length ranges, bonus and ablation switches; the numbers of method §4 by default."""
 
     perception_length: tuple[int, int] = (128, 320)
     reasoning_length: tuple[int, int] = (320, 512)
@@ -45,26 +47,21 @@ def length_reward(accuracy: float, form: float, tokens: int, token_range: tuple[
 
 def process_components(
     process: str, accuracy: float | None, form: int, tokens: int, shape: RewardShape
-) -> dict[str, float | int]:
+) -> ProcessReward:
     """Named components of one process: format, length (tokens), and — when accuracy is known —
     accuracy, length_reward and total (R_k after the ablation switches)."""
     if process not in PROCESSES:
         raise ValueError(f"process must be one of {PROCESSES}, got {process!r}")
-    components: dict[str, float | int] = {"format": int(form), "length": int(tokens)}
     if accuracy is None:
-        return components
+        return ProcessReward(format=int(form), length=int(tokens))
     trained_accuracy = float(accuracy) if shape.uses_accuracy(process) else 0.0
     bonus = (
         length_reward(trained_accuracy, form, tokens, shape.length_range(process), shape.length_bonus)
         if shape.use_length_reward
         else 0.0
     )
-    return {
-        "accuracy": float(accuracy),
-        **components,
-        "length_reward": bonus,
-        "total": trained_accuracy + int(form) + bonus,
-    }
+    return ProcessReward(format=int(form), length=int(tokens), accuracy=float(accuracy), length_reward=bonus,
+                         total=trained_accuracy + int(form) + bonus)
 
 
 def combine_process_rewards(
@@ -82,5 +79,5 @@ def combine_process_rewards(
         recomputed = process_components(
             process, float(components["accuracy"]), int(components["format"]), int(components["length"]), shape
         )
-        totals.append(float(recomputed["total"]))
+        totals.append(float(recomputed.total))
     return totals[0], totals[1]

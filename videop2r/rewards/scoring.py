@@ -1,28 +1,30 @@
 """The one scoring entry point: a response in, per-process named reward components out.
 
-Used by `videop2r rewards score`, the reward-accuracy service and the trainer. Output shape
-(EasyR1-style named components, one dict per process)::
+`reward_parts` gives them typed (`videop2r.rewards.results`), `score_response` as the JSON line
+that `videop2r rewards score`, the reward-accuracy service and the in-process fallback of the
+trainer's client answer (EasyR1-style named components, one dict per process)::
 
     {"id": ..., "perception": {"format": 0|1, "length": <tokens>[, "accuracy", "length_reward", "total"]},
                 "reasoning":  {"accuracy": <Acc_t>, "format": 0|1, "length": <tokens>,
                                "length_reward": <0 or bonus>, "total": <R_R>}}
 
-Perception accuracy is the judge's verdict (SPEC §5), which this module does not compute: pass
-it in the request (`perception_verdict`) or add it later with `with_perception_verdict`; until
-then the perception dict has no accuracy, length_reward or total.
+Perception accuracy is the judge's verdict (method §5), which this module does not compute: pass
+it in the request (`perception_verdict`) or add it later (`perception_judged` on the typed parts,
+`with_perception_verdict` on a line); until then perception has no accuracy, length_reward or total.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 
 from videop2r.rewards.accuracy import UnknownProblemType, answer_accuracy, ground_truth_answer, parse_problem_type
 from videop2r.rewards.process_rewards import RewardShape, process_components
+from videop2r.rewards.results import RewardParts, ScoreLine
 from videop2r.rewards.segments import segment_response, token_masks
 from videop2r.rewards.token_offsets import SegmentTokenizer, WhitespaceTokenizer, load_tokenizer
 
@@ -41,7 +43,7 @@ class ScoreRequest(BaseModel):
     solution: StrictStr | None = None
     answer: StrictStr | None = None
     options: list[StrictStr] | None = None
-    # -- the perception judge's verdict, when already known (SPEC §5: True iff "Yes")
+    # -- the perception judge's verdict, when already known (method §5: True iff "Yes")
     perception_verdict: StrictBool | None = None
 
     @model_validator(mode="after")
@@ -62,6 +64,8 @@ class ScoringSettings:
 
     shape: RewardShape = field(default_factory=RewardShape)
     tokenizer: SegmentTokenizer = field(default_factory=WhitespaceTokenizer)
+    # -- compute budget of the quadratic scorers (truth x response words); None = unbounded
+    max_cells: int | None = None
 
     @classmethod
     def from_config(cls, config: Any, tokenizer: str | SegmentTokenizer | None = None) -> "ScoringSettings":
@@ -75,12 +79,13 @@ class ScoringSettings:
             use_reasoning_reward=algorithm.use_reasoning_reward,
             use_length_reward=algorithm.use_length_reward,
         )
-        return cls(shape=shape, tokenizer=load_tokenizer(tokenizer if tokenizer is not None else reward.tokenizer))
+        return cls(shape=shape, tokenizer=load_tokenizer(tokenizer if tokenizer is not None else reward.tokenizer),
+                   max_cells=reward.score_budget_cells)
 
 
-def _reasoning_accuracy(request: ScoreRequest, answer: str | None, strict: bool) -> float:
+def _reasoning_accuracy(request: ScoreRequest, answer: str | None, strict: bool, max_cells: int | None) -> float:
     try:
-        return answer_accuracy(request.problem_type, answer, request.ground_truth, request.options)
+        return answer_accuracy(request.problem_type, answer, request.ground_truth, request.options, max_cells)
     except UnknownProblemType:
         if strict:
             raise
@@ -90,10 +95,10 @@ def _reasoning_accuracy(request: ScoreRequest, answer: str | None, strict: bool)
         return 0.0
 
 
-def score_response(
+def reward_parts(
     item: ScoreRequest | Mapping[str, Any], settings: ScoringSettings | None = None, *, strict: bool = False
-) -> dict[str, Any]:
-    """Per-process reward components of one response (shape in the module doc).
+) -> RewardParts:
+    """Per-process reward components of one response.
 
     A mapping is validated as a `ScoreRequest` (pydantic ValidationError if it is not one).
     An unknown problem_type raises `UnknownProblemType` when `strict`, else scores accuracy 0
@@ -106,32 +111,47 @@ def score_response(
     segments = segment_response(request.response)
     masks = token_masks(request.response, settings.tokenizer, segments)
     perception_accuracy = None if request.perception_verdict is None else float(request.perception_verdict)
-    return {
-        "id": request.id,
-        "perception": process_components(
+    return RewardParts(
+        id=request.id,
+        perception=process_components(
             "perception",
             perception_accuracy,
             int(segments.perception_well_formed),
             masks.perception_length,
             settings.shape,
         ),
-        "reasoning": process_components(
+        reasoning=process_components(
             "reasoning",
-            _reasoning_accuracy(request, segments.answer, strict),
+            _reasoning_accuracy(request, segments.answer, strict, settings.max_cells),
             int(segments.reasoning_well_formed),
             masks.reasoning_length,
             settings.shape,
         ),
-    }
+    )
+
+
+def score_response(
+    item: ScoreRequest | Mapping[str, Any], settings: ScoringSettings | None = None, *, strict: bool = False
+) -> ScoreLine:
+    """`reward_parts` as its JSON line (shape in the module doc)."""
+    return reward_parts(item, settings, strict=strict).to_json()
+
+
+def perception_judged(parts: RewardParts, verdict: bool, shape: RewardShape) -> RewardParts:
+    """`parts` with the judge's verdict as perception accuracy (its length reward and total follow)."""
+    perception = process_components(
+        "perception", float(bool(verdict)), parts.perception.format, parts.perception.length, shape
+    )
+    return replace(parts, perception=perception)
 
 
 def with_perception_verdict(scored: Mapping[str, Any], verdict: bool, shape: RewardShape) -> dict[str, Any]:
-    """A copy of a `score_response` result with the judge's verdict filled into perception."""
+    """A copy of a `score_response` line with the judge's verdict filled into perception."""
     perception = scored["perception"]
     return {
         **scored,
         "perception": process_components(
             "perception", float(bool(verdict)), int(perception["format"]), int(perception["length"]), shape
-        ),
+        ).to_json(),
         "reasoning": dict(scored["reasoning"]),
     }

@@ -1,9 +1,9 @@
-"""Split a response into its perception and reasoning processes (SPEC §1, §4).
+"""Split a response into its perception and reasoning processes (method §1, §4).
 
 Template: ``<observation>…</observation> <think>…</think> <answer>…</answer>``. Tags are
 case-sensitive (``<THINK>`` is plain text), as in Video-R1's checks.
 
-Spans (character offsets, half-open), **ours** where SPEC is silent:
+Spans (character offsets, half-open), **ours** where the paper is silent:
 
 - Perception P: from the first ``<observation>`` to the first ``</observation>`` after it. If it
   is never closed, P stops before the next ``<think>``/``<answer>``, else at the end of the text.
@@ -15,7 +15,7 @@ Spans (character offsets, half-open), **ours** where SPEC is silent:
   opening tag belongs to that segment ("whitespace between segments belongs to the next");
   everything else belongs to neither (e.g. trailing text after ``</answer>``).
 
-Well-formedness per process (SPEC §4), each process judged on its own tags:
+Well-formedness per process (method §4), each process judged on its own tags:
 
 - P: the text starts (after whitespace) with the only ``<observation>…</observation>`` block.
 - R: after that block (or from the start when the text has no ``</observation>``), the rest is

@@ -7,11 +7,17 @@ three characters, via the same nltk stemmer) and the same arithmetic, in the sam
 faster because stems are cached per word and the LCS runs in C++ (rapidfuzz) instead of a
 Python dynamic programme. WER is word-level Levenshtein distance (rapidfuzz) over the truth's
 word count.
+
+Both quadratic parts (LCS, Levenshtein) take an optional budget, `max_cells` = truth words x
+prediction words: over it they raise `OverBudget` instead of running (a service must not let one
+item hold a worker unboundedly); `word_accuracy` first tries the exact length bound, which needs
+no budget.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections import Counter
 
@@ -38,10 +44,28 @@ def _stem(word: str) -> str:
     return token if _VALID_TOKEN.match(token) else ""
 
 
+def _rouge_words(text: str) -> list[str]:
+    # After the substitution only [a-z0-9] and spaces are left, so str.split equals its \s+ split.
+    return _NON_ALPHANUMERIC.sub(" ", text.lower()).split()
+
+
+def _stemmed(words: list[str]) -> list[str]:
+    return [token for token in map(_stem, words) if token]
+
+
 def rouge_tokens(text: str) -> list[str]:
     """rouge-score's DefaultTokenizer(use_stemmer=True).tokenize, with cached stems."""
-    # After the substitution only [a-z0-9] and spaces are left, so str.split equals its \s+ split.
-    return [token for token in map(_stem, _NON_ALPHANUMERIC.sub(" ", text.lower()).split()) if token]
+    return _stemmed(_rouge_words(text))
+
+
+class OverBudget(ValueError):
+    """A comparison whose quadratic part (words x words) exceeds the scoring budget."""
+
+
+def _check_budget(truth_words: int, prediction_words: int, max_cells: int | None) -> None:
+    if max_cells is not None and truth_words * prediction_words > max_cells:
+        raise OverBudget(f"{truth_words} x {prediction_words} words exceeds the scoring budget of "
+                         f"{max_cells} cells")
 
 
 def _fmeasure(precision: float, recall: float) -> float:
@@ -65,27 +89,51 @@ def _as_ids(words: list[str], vocabulary: dict[str, int]) -> list[int]:
     return [vocabulary.setdefault(word, len(vocabulary)) for word in words]
 
 
-def _lcs_fmeasure(truth: list[str], prediction: list[str]) -> float:
+def _lcs_fmeasure(truth: list[str], prediction: list[str], max_cells: int | None = None) -> float:
     if not truth or not prediction:
         return 0.0
+    _check_budget(len(truth), len(prediction), max_cells)
     vocabulary: dict[str, int] = {}
     lcs = LCSseq.similarity(_as_ids(truth, vocabulary), _as_ids(prediction, vocabulary))
     return _fmeasure(lcs / len(prediction), lcs / len(truth))
 
 
-def rouge_f_measures(truth: str, prediction: str) -> tuple[float, float, float]:
-    """ROUGE-1, ROUGE-2 and ROUGE-L F-measures of `prediction` against `truth` (rouge-score numbers)."""
-    truth_tokens, prediction_tokens = rouge_tokens(truth), rouge_tokens(prediction)
+def rouge_f_measures(truth: str, prediction: str, max_cells: int | None = None) -> tuple[float, float, float]:
+    """ROUGE-1, ROUGE-2 and ROUGE-L F-measures of `prediction` against `truth` (rouge-score numbers).
+
+    With `max_cells`, the words are counted before stemming (up to ~80 us a distinct word): more
+    than truth x prediction = `max_cells`, or than 2 * sqrt(max_cells) in all, is `OverBudget`."""
+    truth_words, prediction_words = _rouge_words(truth), _rouge_words(prediction)
+    if max_cells is not None:
+        _check_budget(len(truth_words), len(prediction_words), max_cells)
+        if len(truth_words) + len(prediction_words) > 2 * math.isqrt(max_cells):
+            raise OverBudget(f"{len(truth_words)} + {len(prediction_words)} words to stem exceeds the scoring "
+                             f"budget of {2 * math.isqrt(max_cells)}")
+    truth_tokens, prediction_tokens = _stemmed(truth_words), _stemmed(prediction_words)
     return (
         _ngram_fmeasure(truth_tokens, prediction_tokens, 1),
         _ngram_fmeasure(truth_tokens, prediction_tokens, 2),
-        _lcs_fmeasure(truth_tokens, prediction_tokens),
+        _lcs_fmeasure(truth_tokens, prediction_tokens, max_cells),
     )
 
 
-def word_error_rate(truth: str, prediction: str) -> float:
-    """Word-level Levenshtein distance / number of words in `truth` (at least 1), words by `str.split`."""
+def _word_distance(truth: list[str], prediction: list[str], max_cells: int | None) -> int:
+    _check_budget(len(truth), len(prediction), max_cells)
     vocabulary: dict[str, int] = {}
-    truth_words = _as_ids(truth.split(), vocabulary)
-    prediction_words = _as_ids(prediction.split(), vocabulary)
-    return Levenshtein.distance(truth_words, prediction_words) / max(1, len(truth_words))
+    return Levenshtein.distance(_as_ids(truth, vocabulary), _as_ids(prediction, vocabulary))
+
+
+def word_error_rate(truth: str, prediction: str, max_cells: int | None = None) -> float:
+    """Word-level Levenshtein distance / number of words in `truth` (at least 1), words by `str.split`."""
+    truth_words = truth.split()
+    return _word_distance(truth_words, prediction.split(), max_cells) / max(1, len(truth_words))
+
+
+def word_accuracy(truth: str, prediction: str, max_cells: int | None = None) -> float:
+    """max(0, 1 - WER). Exact without the quadratic part when the word counts alone make WER >= 1
+    (the distance is at least the difference of the counts)."""
+    truth_words, prediction_words = truth.split(), prediction.split()
+    words = max(1, len(truth_words))
+    if abs(len(prediction_words) - len(truth_words)) >= words:
+        return 0.0
+    return max(0.0, 1.0 - _word_distance(truth_words, prediction_words, max_cells) / words)

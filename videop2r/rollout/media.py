@@ -1,113 +1,110 @@
-"""How video and images travel in a ``/generate`` request (``video_data`` / ``image_data`` items).
+"""How video and images travel in a ``/generate`` request: SGLang's own media sources, nothing else.
 
-Two kinds of item, both accepted by the embedded server:
+SGLang 0.5.23 (``srt/utils/common.py`` ``_normalize_video_input`` / ``load_image``) reads a media
+item that is a ``data:`` URI, an ``http(s)://`` URL, a local file path (``file://`` too) or bare
+base64 of the file — never ``s3://``, never a path that exists only on the driver.
 
-- **Exact frames** (our extension, the training default): ``{"format": "frames", "frames": B64,
-  "fps": 2.0, "compression": "zlib"}`` where B64 is base64 of an ``.npy`` uint8 array (T, H, W, 3)
-  — the frames ``videop2r.data.video.load_video`` produced for the learner, already resized to
-  multiples of 28 — and ``fps`` their sampled rate. The server rebuilds the pixel tensors with
-  ``videop2r.prompting.encode_video`` on the same processor, so rollout and learner see
-  bit-identical visual tokens. Images: ``{"format": "pixels", "image": B64, ...}`` of (H, W, 3).
-  SGLang's own pre-processed form (``{"format": "processor_output", ...}``) carries tensors and
-  is Engine-only, not an HTTP shape; this is the JSON-safe equivalent.
-- **Sources** (SGLang's form): a string — a local path, ``http(s)://`` or ``s3://`` URI, a
-  ``data:video/...;base64,`` URI or bare base64 of the file. The server decodes and samples it
-  itself (``videop2r.data.video`` with its DataConfig), exactly as an SGLang pod would.
+For training the client sends the *exact frames the learner sees* as a ``data:`` URI of a
+lossless video: PNG-coded RGB frames in a QuickTime container at the sampled frame rate
+(``encode_video_uri``). SGLang's decoder (torchcodec/decord, FFmpeg underneath) and PyAV read
+them back bit-identical; with the pod's ``--mm-process-config`` from
+``videop2r.rollout.sglang_release.mm_process_config`` its frame sampling keeps every frame and its
+resize keeps their size. Images go as a ``data:image/png`` URI (``encode_image_uri``).
 
-``encode_frames`` / ``encode_image`` build exact items (client side); ``decode_frames`` /
-``decode_pixels`` read them back (server side) and raise ``MediaError`` with a message on any
-malformed item.
+``decode_video_bytes`` reads every frame of such a file back (the embedded server's decoder,
+PyAV); it raises ``MediaError`` (``videop2r.data.media``'s, with a reason) on anything it cannot read.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
+import fractions
 import io
-import zlib
 from typing import Any
 
 import numpy as np
 
-FRAMES_FORMAT = "frames"
-PIXELS_FORMAT = "pixels"
-_COMPRESSIONS = (None, "zlib")
-# A decoded array larger than this is refused (a malformed or hostile request).
+from videop2r.data.media import MediaError
+
+VIDEO_MIME = "video/quicktime"
+IMAGE_MIME = "image/png"
+# A decoded video larger than this is refused (a malformed or hostile request).
 MAX_DECODED_BYTES = 1 << 30
 
 
-class MediaError(ValueError):
-    """A ``video_data``/``image_data`` item that cannot be decoded; the message says why."""
-
-
-def _pack(array: np.ndarray, compression: str | None) -> str:
-    buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
-    raw = buffer.getvalue()
-    if compression == "zlib":
-        raw = zlib.compress(raw, 1)
-    return base64.b64encode(raw).decode("ascii")
-
-
-def _unpack(text: Any, compression: Any, what: str) -> np.ndarray:
-    if not isinstance(text, str):
-        raise MediaError(f"{what}: expected a base64 string")
-    if compression not in _COMPRESSIONS:
-        raise MediaError(f"{what}: unknown compression {compression!r}; expected one of {_COMPRESSIONS}")
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise MediaError(f"{what}: not valid base64 ({exc})") from None
-    if compression == "zlib":
-        try:
-            inflater = zlib.decompressobj()
-            raw = inflater.decompress(raw, MAX_DECODED_BYTES)
-            if inflater.unconsumed_tail:
-                raise MediaError(f"{what}: decompressed size above {MAX_DECODED_BYTES} bytes")
-        except zlib.error as exc:
-            raise MediaError(f"{what}: zlib data is corrupt ({exc})") from None
-    try:
-        array = np.load(io.BytesIO(raw), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise MediaError(f"{what}: not an .npy array ({exc})") from None
-    if array.dtype != np.uint8:
-        raise MediaError(f"{what}: expected uint8 pixels, got {array.dtype}")
-    return array
-
-
-def encode_frames(frames: np.ndarray, fps: float, compression: str | None = "zlib") -> dict[str, Any]:
-    """A ``video_data`` item carrying exact frames uint8 (T, H, W, 3) sampled at `fps`."""
+def _check_frames(frames: Any) -> np.ndarray:
     frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise MediaError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {tuple(frames.shape)}")
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or frames.shape[0] < 1:
+        raise MediaError("invalid", f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {tuple(frames.shape)}")
+    return np.ascontiguousarray(frames)
+
+
+def encode_video_bytes(frames: Any, fps: float) -> bytes:
+    """A lossless video file (PNG frames in QuickTime) of uint8 (T, H, W, 3) `frames` at `fps`."""
+    import av
+
+    frames = _check_frames(frames)
     if not fps or fps <= 0:
-        raise MediaError(f"fps must be positive, got {fps!r}")
-    return {"format": FRAMES_FORMAT, "frames": _pack(frames, compression), "fps": float(fps),
-            "compression": compression}
+        raise MediaError("invalid", f"fps must be positive, got {fps!r}")
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mov") as container:
+        stream = container.add_stream("png", rate=fractions.Fraction(float(fps)).limit_denominator(10_000))
+        stream.width, stream.height, stream.pix_fmt = int(frames.shape[2]), int(frames.shape[1]), "rgb24"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return buffer.getvalue()
 
 
-def encode_image(image: np.ndarray, compression: str | None = "zlib") -> dict[str, Any]:
-    """An ``image_data`` item carrying exact pixels uint8 (H, W, 3)."""
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
-        raise MediaError(f"image must be uint8 (H, W, 3), got {image.dtype} {tuple(image.shape)}")
-    return {"format": PIXELS_FORMAT, "image": _pack(image, compression), "compression": compression}
+def data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def decode_frames(item: dict[str, Any]) -> tuple[np.ndarray, float]:
-    """(frames uint8 (T, H, W, 3), fps) of an exact-frames item."""
-    frames = _unpack(item.get("frames"), item.get("compression"), "video_data frames")
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1:
-        raise MediaError(f"video_data frames: expected shape (T, H, W, 3), got {tuple(frames.shape)}")
-    fps = item.get("fps")
-    if not isinstance(fps, (int, float)) or isinstance(fps, bool) or not fps > 0:
-        raise MediaError(f"video_data fps: expected a positive number, got {fps!r}")
-    return frames, float(fps)
+def encode_video_uri(frames: Any, fps: float) -> str:
+    """``data:video/quicktime;base64,...`` of the exact `frames` at their sampled `fps`."""
+    return data_uri(encode_video_bytes(frames, fps), VIDEO_MIME)
 
 
-def decode_pixels(item: dict[str, Any]) -> np.ndarray:
-    """uint8 (H, W, 3) of an exact-pixels item."""
-    image = _unpack(item.get("image"), item.get("compression"), "image_data image")
-    if image.ndim != 3 or image.shape[-1] != 3:
-        raise MediaError(f"image_data image: expected shape (H, W, 3), got {tuple(image.shape)}")
-    return image
+def encode_image_uri(image: Any) -> str:
+    """``data:image/png;base64,...`` of a uint8 (H, W, 3) array, lossless."""
+    from PIL import Image
+
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[-1] != 3 or array.dtype != np.uint8:
+        raise MediaError("invalid", f"image must be uint8 (H, W, 3), got {array.dtype} {tuple(array.shape)}")
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", compress_level=1)
+    return data_uri(buffer.getvalue(), IMAGE_MIME)
+
+
+def decode_video_bytes(data: bytes | str, label: str = "video_data") -> tuple[np.ndarray, float]:
+    """Every frame of a video file (bytes or a path) as uint8 (T, H, W, 3), and its average fps
+    (what SGLang's ``VideoDecoderWrapper`` reports as ``avg_fps``)."""
+    import av
+
+    source = io.BytesIO(data) if isinstance(data, bytes) else data
+    try:
+        with av.open(source) as container:
+            if not container.streams.video:
+                raise MediaError("no_video_stream", f"{label}: no video stream")
+            stream = container.streams.video[0]
+            frames = []
+            size = 0
+            for frame in container.decode(stream):
+                array = frame.to_ndarray(format="rgb24")
+                size += array.nbytes
+                if size > MAX_DECODED_BYTES:
+                    raise MediaError("bad_size", f"{label}: decoded size above {MAX_DECODED_BYTES} bytes")
+                frames.append(array)
+            rate = stream.average_rate or stream.guessed_rate
+    except MediaError:
+        raise
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise MediaError("corrupt", f"{label}: cannot decode the video ({exc})") from None
+    if not frames:
+        raise MediaError("empty", f"{label}: the video has no frames")
+    if not rate or float(rate) <= 0:
+        raise MediaError("unreadable", f"{label}: the video has no frame rate")
+    return np.stack(frames), float(rate)

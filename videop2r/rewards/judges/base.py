@@ -7,14 +7,10 @@ Concurrency, retries, caching and the hack guard live in `JudgePipeline`, not in
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from videop2r.rewards.judges.schema import JudgeItem
 
-if TYPE_CHECKING:
-    from videop2r.config import RewardConfig
 
 
 @dataclass(frozen=True)
@@ -52,38 +48,3 @@ class Judge(ABC):
     @abstractmethod
     async def judge(self, item: JudgeItem) -> Verdict:
         """Decide one item, or raise `JudgeError` / `TransientJudgeError`."""
-
-
-JudgeFactory = Callable[["RewardConfig"], Judge]
-_REGISTRY: dict[str, JudgeFactory] = {}
-
-
-def register_judge(name: str) -> Callable[[JudgeFactory], JudgeFactory]:
-    """Register a judge factory under `name`; a second, different factory for a taken name is an error."""
-
-    def decorate(factory: JudgeFactory) -> JudgeFactory:
-        taken = _REGISTRY.get(name)
-        if taken is not None and taken is not factory:
-            raise ValueError(f"judge {name!r} is already registered to {taken.__qualname__}")
-        _REGISTRY[name] = factory
-        return factory
-
-    return decorate
-
-
-def build_judge(config: "RewardConfig", kind: str | None = None) -> Judge:
-    """The judge named by `kind` (default `config.judge`), configured from `config`."""
-    # Importing the modules registers them; the embedding judge imports torch only in start().
-    from videop2r.rewards.judges import embedding, evidence, openai_judge  # noqa: F401
-
-    kind = kind or config.judge
-    factory = _REGISTRY.get(kind)
-    if factory is None:
-        raise ValueError(f"unknown judge {kind!r}; known: {', '.join(sorted(_REGISTRY))}")
-    return factory(config)
-
-
-def registered_judges() -> list[str]:
-    from videop2r.rewards.judges import embedding, evidence, openai_judge  # noqa: F401
-
-    return sorted(_REGISTRY)

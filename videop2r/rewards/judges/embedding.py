@@ -14,7 +14,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from videop2r.rewards.judges.base import Judge, JudgeError, Verdict, register_judge
+from videop2r.rewards.judges.base import Judge, JudgeError, Verdict
 from videop2r.rewards.judges.schema import JudgeItem
 
 if TYPE_CHECKING:
@@ -96,6 +96,5 @@ class EmbeddingJudge(Judge):
         return Verdict(verdict, f"similarity {score:.3f} {relation} threshold {self.threshold:.3f}")
 
 
-@register_judge("embedding")
-def _embedding_from_config(config: "RewardConfig") -> EmbeddingJudge:
+def embedding_from_config(config: "RewardConfig") -> EmbeddingJudge:
     return EmbeddingJudge(config.embedding_threshold)

@@ -4,16 +4,23 @@ Records of the synthetic set carry facts such as ``"colour: red"``, ``"direction
 ``"count: 3"``, ``"shape: circle"``, ``"word: CAT"``. Matching is on normalised tokens with
 synonyms per kind (crimson is red, leftward is left, "three" and "3" are 3, a disc is a circle),
 and a negated mention ("not red") does not count. No model, no randomness: the demo's reward.
+
+Strict (judges/resolution.py): an observation that hedges between, or lists without resolving,
+several candidate values of an asked fact ("a red or blue shape", "a blue, green, red and yellow
+shape") does not state it; one that gives other objects other values while pinning down the
+asked one ("a red circle moving left next to a blue square") still does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import unicodedata
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from videop2r.rewards.judges.base import Judge, JudgeError, Verdict, register_judge
+from videop2r.rewards.judges.base import Judge, JudgeError, Verdict
+from videop2r.rewards.judges.resolution import unresolved_number, unresolved_value
 from videop2r.rewards.judges.schema import JudgeItem
 
 if TYPE_CHECKING:
@@ -146,8 +153,8 @@ def fact_stated(fact: str, observation_words: list[str], observation: str = "") 
     """Whether the observation (tokenised, and as text for spans) states one ground-truth fact."""
     key, value = parse_fact(fact)
     value_words = tokens(value)
-    if not value_words:
-        return True
+    if not value_words:  # ":" or "colour:" names nothing the observation could state
+        return False
     if key in NUMBER_KEYS or (len(value_words) == 1 and re.fullmatch(r"\d+(?:\.\d+)?", value_words[0])):
         wanted = _numbers(value_words)
         if wanted:
@@ -167,18 +174,46 @@ def missing_facts(evidence: list[str], observation: str) -> list[str]:
     return [fact for fact in evidence if not fact_stated(fact, words, observation)]
 
 
+def unresolved(fact: str, observation: str, question: str = "") -> str | None:
+    """Why an observation that states `fact` still does not commit to it (None when it does)."""
+    key, value = parse_fact(fact)
+    value_words = tokens(value)
+    if key in NUMBER_KEYS - {"distance"}:
+        wanted = _numbers(value_words)
+        return unresolved_number(wanted, observation, tokens, _numbers) if wanted else None
+    table = KIND_OF_KEY.get(key)
+    if table is None or len(value_words) != 1:
+        return None
+    canonical = next((name for name, synonyms in table.items() if value_words[0] in synonyms), value_words[0])
+    return unresolved_value(canonical, observation, question, table, tokens, _mentions)
+
+
+def judge_facts(evidence: list[str], observation: str, question: str = "") -> tuple[bool, str]:
+    """(sufficient, reason): every fact stated, and none of them hedged or left unresolved."""
+    missing = missing_facts(evidence, observation)
+    if missing:
+        return False, "missing evidence: " + "; ".join(missing)
+    for fact in evidence:
+        why = unresolved(fact, observation, question)
+        if why:
+            return False, f"not committed to {fact!r}: {why}"
+    return True, f"states all {len(evidence)} evidence facts"
+
+_INLINE_CHARS = 16 * 1024
+
+
 class EvidenceJudge(Judge):
     name = "evidence"
 
     async def judge(self, item: JudgeItem) -> Verdict:
         if not item.evidence:
             raise JudgeError("record has no evidence facts; the evidence judge needs them")
-        missing = missing_facts(item.evidence, item.observation)
-        if missing:
-            return Verdict(False, "missing evidence: " + "; ".join(missing))
-        return Verdict(True, f"states all {len(item.evidence)} evidence facts")
+        if len(item.observation) > _INLINE_CHARS:  # long text: judge off the event loop
+            sufficient, reason = await asyncio.to_thread(judge_facts, item.evidence, item.observation, item.question)
+        else:
+            sufficient, reason = judge_facts(item.evidence, item.observation, item.question)
+        return Verdict(sufficient, reason)
 
 
-@register_judge("evidence")
-def _evidence_from_config(config: "RewardConfig") -> EvidenceJudge:
+def evidence_from_config(config: "RewardConfig") -> EvidenceJudge:
     return EvidenceJudge()

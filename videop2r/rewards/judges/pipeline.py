@@ -1,8 +1,12 @@
 """Judge a batch: hack guard first, then a cache, then the judge, concurrently and bounded.
 
-- The hack guard refuses an observation before any judge sees it (`refused=true`).
+- The hack guard refuses an observation before any judge sees it (`refused=true`), and so is
+  one longer than `max_observation_chars` (rule "too_long"; a rollout's observation is a few KB).
 - Identical (question, options, answer, observation, evidence, reference) are judged once:
-  an LRU of verdicts, and concurrent duplicates wait for the first call.
+  an LRU of verdicts keyed by their SHA-256 digest, bounded in entries and bytes, and concurrent
+  duplicates wait for the first call.
+- A batch runs in windows of `WINDOW` items, the guard's regexes in a thread, so a 100k-item
+  request shares the event loop (health checks, other requests) instead of holding it.
 - At most `max_in_flight` judge calls run at once; each has a timeout; timeouts, 429s and 5xx
   are retried with exponential backoff and jitter; after the last attempt (or on any other
   failure) the item is a No with `error=true`. Nothing here raises on a bad judge.
@@ -11,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import time
@@ -20,9 +25,10 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry
 
 from videop2r.metrics import metric
-from videop2r.rewards.hack_guard import inspect_observation
-from videop2r.rewards.judges.base import Judge, JudgeError, TransientJudgeError, build_judge
+from videop2r.rewards.hack_guard import GuardDecision, inspect_observation
+from videop2r.rewards.judges.base import Judge, JudgeError, TransientJudgeError
 from videop2r.rewards.judges.cache import VerdictCache
+from videop2r.rewards.judges.registry import build_judge
 from videop2r.rewards.judges.schema import JudgeItem, JudgeResult
 
 if TYPE_CHECKING:
@@ -30,24 +36,49 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CacheKey = tuple
+CacheKey = bytes
+WINDOW = 256
 
 
 def cache_key(item: JudgeItem) -> CacheKey:
-    """What a verdict depends on; `id` and `data_type` aside, the record plus the observation."""
-    return (
-        item.question,
-        tuple(item.options or ()),
-        item.answer,
-        item.observation,
-        tuple(item.evidence or ()),
-        item.reference_observation,
-        item.data_type,
-    )
+    """SHA-256 of what a verdict depends on (`id` aside): the record plus the observation.
+
+    Each part is length-prefixed, so no two different items share a key by concatenation."""
+    digest = hashlib.sha256()
+
+    def add(text: str | None) -> None:
+        data = b"\xff" if text is None else text.encode("utf-8", "surrogatepass")
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+
+    for part in (item.question, item.answer, item.observation, item.reference_observation, item.data_type):
+        add(part)
+    for group in (item.options, item.evidence):
+        add(None if group is None else str(len(group)))
+        for entry in group or ():
+            add(entry)
+    return digest.digest()
 
 
 def _not_an_error(result: JudgeResult) -> bool:
     return not result.error
+
+
+def _guard_all(items: Sequence[JudgeItem], max_chars: int) -> list[GuardDecision]:
+    return [_too_long(item, max_chars) or inspect_observation(item.observation, item.options) for item in items]
+
+
+def _too_long(item: JudgeItem, max_chars: int) -> GuardDecision | None:
+    """Refuse an observation longer than any rollout writes: the guard's and judges' regexes hold
+    the interpreter for as long as the text, so it is not looked at."""
+    if len(item.observation) <= max_chars:
+        return None
+    return GuardDecision(True, f"observation of {len(item.observation)} characters, over the limit of {max_chars}",
+                         "too_long")
+
+
+def _result_bytes(result: JudgeResult) -> int:
+    return 100 + len(result.reason) + len(str(result.id))
 
 
 class JudgePipeline:
@@ -63,17 +94,21 @@ class JudgePipeline:
         retry_backoff_s: float = 0.5,
         retry_backoff_max_s: float = 8.0,
         cache_size: int = 4096,
+        cache_bytes: int | None = 64 * 1024 * 1024,
+        max_observation_chars: int = 64 * 1024,
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.judge = judge
         self.max_in_flight = max_in_flight
         self.timeout_s = timeout_s
         self.max_retries = max_retries
+        self.max_observation_chars = max_observation_chars
         self.retry_backoff_s = retry_backoff_s
         self.retry_backoff_max_s = retry_backoff_max_s
         self._slots = asyncio.Semaphore(max_in_flight)
         # errors are not cached: the next step asks the judge again
-        self._cache: VerdictCache[JudgeResult] = VerdictCache(cache_size, keep=_not_an_error)
+        self._cache: VerdictCache[JudgeResult] = VerdictCache(cache_size, keep=_not_an_error,
+                                                              max_bytes=cache_bytes, weigh=_result_bytes)
         name = judge.name
         self._verdicts = metric("videop2r_judge_verdicts_total", registry)
         self._call_seconds = metric("videop2r_judge_call_seconds", registry).labels(judge=name)
@@ -96,6 +131,8 @@ class JudgePipeline:
             retry_backoff_s=config.retry_backoff_s,
             retry_backoff_max_s=config.retry_backoff_max_s,
             cache_size=config.cache_size,
+            cache_bytes=config.cache_bytes,
+            max_observation_chars=config.max_observation_chars,
             registry=registry,
         )
 
@@ -106,11 +143,19 @@ class JudgePipeline:
         await self.judge.close()
 
     async def judge_batch(self, items: Sequence[JudgeItem]) -> list[JudgeResult]:
-        """All items at once (bounded by `max_in_flight` backend calls); results in input order."""
-        return list(await asyncio.gather(*(self.judge_item(item) for item in items)))
+        """Window by window (each bounded by `max_in_flight` backend calls); results in input order."""
+        results: list[JudgeResult] = []
+        for start in range(0, len(items), WINDOW):
+            window = items[start:start + WINDOW]
+            guards = await asyncio.to_thread(_guard_all, window, self.max_observation_chars)
+            results.extend(await asyncio.gather(*(self.judge_item(item, guard)
+                                                  for item, guard in zip(window, guards))))
+        return results
 
-    async def judge_item(self, item: JudgeItem) -> JudgeResult:
-        guard = inspect_observation(item.observation, item.options)
+    async def judge_item(self, item: JudgeItem, guard: GuardDecision | None = None) -> JudgeResult:
+        """One verdict; `guard`: the hack guard's decision if already taken (else taken here)."""
+        if guard is None:
+            guard = _too_long(item, self.max_observation_chars) or inspect_observation(item.observation, item.options)
         if guard.refused:
             self._refusals.labels(judge=self.judge.name, rule=guard.rule).inc()
             self._count("refused")
@@ -119,8 +164,8 @@ class JudgePipeline:
         (self._hits if hit else self._misses).inc()
         self._count("error" if result.error else "yes" if result.sufficient else "no")
         if result.error and not hit:
-            log.warning("judge %s: item %s scored No after an error: %s", self.judge.name, item.id,
-                        result.reason)
+            log.warning("judge %s: item %s scored No after an error: %s", self.judge.name, str(item.id)[:80],
+                        result.reason[:300])
         return result.model_copy(update={"id": item.id})
 
     def _count(self, verdict: str) -> None:

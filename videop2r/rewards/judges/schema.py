@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 
 class JudgeItem(BaseModel):
-    """One observation to judge against its record (SPEC §5 inputs, plus what the local judges need)."""
+    """One observation to judge against its record (method §5 inputs, plus what the local judges need)."""
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
 
-    id: str | int
+    # -- strict: a boolean is neither (JSON false is not the id 0)
+    id: StrictStr | StrictInt
     question: str
     # -- multiple-choice options as the record carries them ("A. red", ...); appended to the question
     options: list[str] | None = None
@@ -30,7 +31,7 @@ class JudgeItem(BaseModel):
 class JudgeResult(BaseModel):
     """The verdict on one item. `error` marks a No that came from a failure, not from the judge."""
 
-    id: str | int
+    id: StrictStr | StrictInt
     sufficient: bool
     refused: bool = False
     reason: str = ""
