@@ -27,6 +27,7 @@ VALUE_SETS = {
     "external-s3": CHART / "ci" / "external-s3-values.yaml",
     "external-judge": CHART / "ci" / "external-judge-values.yaml",
     "cpu-only": CHART / "ci" / "cpu-only-values.yaml",
+    "rehearsal": CHART / "ci" / "rehearsal-values.yaml",
 }
 MONITORING_API = "monitoring.coreos.com/v1"
 NAMESPACE = "ml"
@@ -45,8 +46,16 @@ def helm() -> str:
     return binary
 
 
-def run_helm(helm: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([helm, *args], capture_output=True, text=True, timeout=60)
+REQUIRED_VALUES = Path(__file__).with_name("required-values.yaml")
+
+
+def run_helm(helm: str, *args: str, bare: bool = False) -> subprocess.CompletedProcess:
+    """Run helm; `template`/`lint`/`install` start from REQUIRED_VALUES (first -f: later ones win)
+    unless `bare`."""
+    args_list = list(args)
+    if not bare and args_list and args_list[0] in ("template", "lint", "install", "upgrade"):
+        args_list[1:1] = ["-f", str(REQUIRED_VALUES)]
+    return subprocess.run([helm, *args_list], capture_output=True, text=True, timeout=60)
 
 
 @dataclass
@@ -242,5 +251,5 @@ def render_chart(helm: str):
 
 @pytest.fixture(scope="session")
 def helm_run(helm: str):
-    """`helm_run(*args) -> CompletedProcess` with the real helm."""
-    return lambda *args: run_helm(helm, *args)
+    """`helm_run(*args, bare=False) -> CompletedProcess` with the real helm."""
+    return lambda *args, bare=False: run_helm(helm, *args, bare=bare)

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from videop2r.k8s.endpoints import expand_endpoints
+from videop2r.http.resolution import expand_endpoints
 from videop2r.k8s.manifest import ManifestError, append_overrides, apply_set, load_rayjob, split_set_path
 
 
@@ -91,7 +91,7 @@ def test_fan_out_with_the_real_resolver():
 
 def test_rollout_client_fans_out_over_the_configured_service(monkeypatch):
     from videop2r.config import RolloutConfig
-    from videop2r.k8s import endpoints as endpoints_module
+    from videop2r.http import resolution as endpoints_module
     from videop2r.rollout import RolloutClient
 
     def resolve(host, port, type=None):  # noqa: A002 - getaddrinfo's keyword

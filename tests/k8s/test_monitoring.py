@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from videop2r.metrics import CATALOG, exported_series
-from videop2r.train.services_local import free_port
+from videop2r.local_services import free_port
+from videop2r.metrics import CATALOG, SGLANG_SERIES, exported_series
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "infra" / "prometheus" / "alerts.yaml"
@@ -25,8 +25,8 @@ RULE_TESTS = ROOT / "infra" / "prometheus" / "alerts_test.yaml"
 DASHBOARDS = sorted((ROOT / "infra" / "dashboards").glob("*.json"))
 CHART = ROOT / "charts" / "videop2r"
 EXPORTED = {series for spec in CATALOG.values() for series in exported_series(spec)}
-# Series Prometheus makes itself (not exported by our code).
-PROMETHEUS_SERIES = {"up"}
+# Series Prometheus makes itself (not exported by our code), and the SGLang pods' own.
+PROMETHEUS_SERIES = {"up", *SGLANG_SERIES}
 
 
 def tool(name: str) -> str:
@@ -97,7 +97,8 @@ def test_dashboards_and_rules_use_only_catalogued_metrics():
                      "videop2r_segment_length_tokens", "videop2r_think_answer_mismatch_rate",
                      "videop2r_rollout_tokens_per_second", "videop2r_reward_request_seconds_bucket",
                      "videop2r_judge_verdicts_total", "videop2r_judge_cache_hits_total",
-                     "videop2r_rollout_generated_tokens_total"):
+                     "videop2r_rollout_generated_tokens_total", "videop2r_rollout_endpoint_weight_version",
+                     "videop2r_rollout_logprob_abs_diff", *SGLANG_SERIES):
         assert required in used, f"no dashboard shows {required}"
 
 
@@ -130,7 +131,7 @@ def test_dashboards_are_well_formed_grafana_models():
 def test_promtool_checks_the_rules():
     done = subprocess.run([tool("promtool"), "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 4 rules found" in done.stdout
+    assert "SUCCESS: 5 rules found" in done.stdout
 
 
 def test_promtool_unit_tests_pass():
@@ -258,5 +259,5 @@ def test_prometheus_loads_the_alert_rules(prometheus):
     groups = http_json(f"{prometheus}/api/v1/rules")["data"]["groups"]
     rules = {rule["name"]: rule["health"] for group in groups for rule in group["rules"]}
     assert set(rules) == {"VideoP2RRewardServiceDown", "VideoP2RJudgeErrorRate", "VideoP2RTrainingStepStalled",
-                          "VideoP2RAdvantageCollapse"}
+                          "VideoP2RAdvantageCollapse", "VideoP2RRolloutLearnerMismatch"}
     assert set(rules.values()) <= {"ok", "unknown"}

@@ -28,6 +28,34 @@ def rayjob(name=NAME, namespace="ml", status=None, **spec):
     return job
 
 
+CLUSTER_PATH = "/apis/ray.io/v1/namespaces/{ns}/rayclusters/videop2r"
+
+
+@pytest.fixture(scope="module")
+def chart_cluster(helm):
+    """The chart's RayCluster for a release named videop2r, with its own image and pull secret."""
+    from tests.k8s.conftest import CHART, run_helm
+
+    done = run_helm(helm, "template", "videop2r", str(CHART), "--show-only", "templates/raycluster.yaml",
+                    "--set", "image.repository=registry.example.com/team/videop2r", "--set", "image.tag=1.2.3",
+                    "--set", "imagePullSecrets[0].name=regcred")
+    assert done.returncode == 0, done.stderr
+    return yaml.safe_load(done.stdout)
+
+
+@pytest.fixture
+def cluster_api(api, chart_cluster):
+    """The API stand-in with the chart's RayCluster `videop2r` in the usual namespaces."""
+    for ns in ("ml", "prod", "other-ns", "from-manifest", "team-a"):
+        api.on("GET", CLUSTER_PATH.format(ns=ns), (200, chart_cluster))
+    return api
+
+
+def submitted(api):
+    [call] = [c for c in api.calls if c.method == "POST"]
+    return call
+
+
 def api_status(code: int, reason: str, message: str, details: dict | None = None) -> dict:
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
             "reason": reason, "code": code, **({"details": details} if details else {})}
@@ -35,13 +63,14 @@ def api_status(code: int, reason: str, message: str, details: dict | None = None
 
 # -- submit -------------------------------------------------------------------------------------------
 
-def test_submit_creates_exactly_the_manifest(api, capsys):
+def test_submit_creates_exactly_the_manifest(cluster_api, capsys):
+    api = cluster_api
     api.on("POST", JOBS_PATH, (201, rayjob()))
     code = main(["submit", str(PA_GRPO), "--set", "spec.activeDeadlineSeconds=600",
                  "--set", r"metadata.labels.team\.io/owner=vision", "--override", "trainer.total_steps=5"])
     assert code == 0
-    [call] = api.calls
-    assert (call.method, call.path) == ("POST", JOBS_PATH)
+    assert [(c.method, c.path) for c in api.calls] == [("GET", CLUSTER_PATH.format(ns="ml")), ("POST", JOBS_PATH)]
+    call = submitted(api)
     assert call.query == {"fieldValidation": ["Strict"]}
     assert call.headers["authorization"] == "Bearer t0ken"
     expected = yaml.safe_load(PA_GRPO.read_text())
@@ -49,6 +78,10 @@ def test_submit_creates_exactly_the_manifest(api, capsys):
     expected["metadata"]["labels"]["team.io/owner"] = "vision"
     expected["spec"]["activeDeadlineSeconds"] = 600
     expected["spec"]["entrypoint"] += " trainer.total_steps=5"
+    # the submitter runs the chart's image with its pull secret (filled from the RayCluster)
+    pod = expected["spec"]["submitterPodTemplate"]["spec"]
+    pod["containers"][0].update(image="registry.example.com/team/videop2r:1.2.3", imagePullPolicy="IfNotPresent")
+    pod["imagePullSecrets"] = [{"name": "regcred"}]
     assert call.body == expected
     out = capsys.readouterr().out
     assert f"rayjob/{NAME} created in namespace ml" in out
@@ -60,14 +93,17 @@ def test_submit_creates_exactly_the_manifest(api, capsys):
     (["--context", "other"], "other-ns"),
     (["--set", "metadata.namespace=from-manifest"], "from-manifest"),
 ])
-def test_submit_namespace_resolution(api, args, namespace):
+def test_submit_namespace_resolution(cluster_api, args, namespace):
+    api = cluster_api
     api.on("POST", f"/apis/ray.io/v1/namespaces/{namespace}/rayjobs", (201, rayjob(namespace=namespace)))
     assert main(["submit", str(PA_GRPO), *args]) == 0
-    assert api.calls[0].path == f"/apis/ray.io/v1/namespaces/{namespace}/rayjobs"
-    assert api.calls[0].body["metadata"]["namespace"] == namespace
+    assert api.calls[0].path == CLUSTER_PATH.format(ns=namespace)
+    assert submitted(api).path == f"/apis/ray.io/v1/namespaces/{namespace}/rayjobs"
+    assert submitted(api).body["metadata"]["namespace"] == namespace
 
 
-def test_submit_wait_polls_until_complete(api, capsys):
+def test_submit_wait_polls_until_complete(cluster_api, capsys):
+    api = cluster_api
     api.on("POST", JOBS_PATH, (201, rayjob()))
     api.on("GET", f"{JOBS_PATH}/{NAME}",
            (200, rayjob(status={"jobDeploymentStatus": "Initializing"})),
@@ -75,14 +111,15 @@ def test_submit_wait_polls_until_complete(api, capsys):
            (200, rayjob(status={"jobDeploymentStatus": "Running", "jobStatus": "RUNNING"})),
            (200, rayjob(status={"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED"})))
     assert main(["submit", str(PA_GRPO), "--wait", "--poll", "0.01"]) == 0
-    assert [c.method for c in api.calls] == ["POST", "GET", "GET", "GET", "GET"]
+    assert [c.method for c in api.calls] == ["GET", "POST", "GET", "GET", "GET", "GET"]
     captured = capsys.readouterr()
     assert captured.err.splitlines() == [f"rayjob/{NAME}: Initializing/-", f"rayjob/{NAME}: Running/RUNNING",
                                          f"rayjob/{NAME}: Complete/SUCCEEDED"]
     assert f"rayjob/{NAME} finished: Complete/SUCCEEDED" in captured.out
 
 
-def test_submit_wait_fails_when_the_job_fails(api, capsys):
+def test_submit_wait_fails_when_the_job_fails(cluster_api, capsys):
+    api = cluster_api
     api.on("POST", JOBS_PATH, (201, rayjob()))
     api.on("GET", f"{JOBS_PATH}/{NAME}", (200, rayjob(status={
         "jobDeploymentStatus": "Failed", "jobStatus": "FAILED", "reason": "DeadlineExceeded",
@@ -91,7 +128,8 @@ def test_submit_wait_fails_when_the_job_fails(api, capsys):
     assert "Failed/FAILED (DeadlineExceeded): The RayJob has passed the activeDeadlineSeconds." in capsys.readouterr().out
 
 
-def test_submit_wait_gives_up_after_the_timeout(api, capsys):
+def test_submit_wait_gives_up_after_the_timeout(cluster_api, capsys):
+    api = cluster_api
     api.on("POST", JOBS_PATH, (201, rayjob()))
     api.on("GET", f"{JOBS_PATH}/{NAME}", (200, rayjob(status={"jobDeploymentStatus": "Running"})))
     assert main(["submit", str(PA_GRPO), "--wait", "--poll", "0.02", "--timeout", "0.1"]) == 1
@@ -111,7 +149,8 @@ def test_submit_wait_gives_up_after_the_timeout(api, capsys):
     ((400, api_status(400, "BadRequest", 'strict decoding error: unknown field "spec.bogus"')),
      'unknown field "spec.bogus"'),
 ])
-def test_submit_explains_api_errors(api, capsys, reply_args, message):
+def test_submit_explains_api_errors(cluster_api, capsys, reply_args, message):
+    api = cluster_api
     api.on("POST", JOBS_PATH, reply_args)
     assert main(["submit", str(PA_GRPO), "--set", "metadata.name=run1"]) == 1
     assert message in capsys.readouterr().err
@@ -141,7 +180,7 @@ def test_submit_without_credentials(tmp_path, monkeypatch, capsys):
     assert f"kubeconfig {tmp_path / 'nope'} does not exist" in capsys.readouterr().err
 
 
-def test_submit_in_cluster_with_the_service_account(tls_api, tmp_path, monkeypatch):
+def test_submit_in_cluster_with_the_service_account(tls_api, chart_cluster, tmp_path, monkeypatch):
     from kubernetes.config import incluster_config
 
     from videop2r.k8s import connection
@@ -157,8 +196,9 @@ def test_submit_in_cluster_with_the_service_account(tls_api, tmp_path, monkeypat
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("KUBECONFIG", raising=False)
     recorder.on("POST", "/apis/ray.io/v1/namespaces/team-a/rayjobs", (201, rayjob(namespace="team-a")))
+    recorder.on("GET", CLUSTER_PATH.format(ns="team-a"), (200, chart_cluster))
     assert main(["submit", str(PA_GRPO)]) == 0
-    [call] = recorder.calls
+    call = submitted(recorder)
     assert call.path == "/apis/ray.io/v1/namespaces/team-a/rayjobs"
     assert call.headers["authorization"].lower() == "bearer sa-token"  # the in-cluster loader writes "bearer"
 
@@ -284,3 +324,46 @@ def test_jobs_commands_without_kuberay(api, capsys):
     for argv in (["jobs", "list"], ["jobs", "status", NAME], ["jobs", "stop", NAME]):
         assert main(argv) == 1
         assert "install the KubeRay operator" in capsys.readouterr().err
+
+
+# -- the submitter comes from the target RayCluster ------------------------------------------------
+
+def test_every_job_leaves_the_submitter_image_to_the_cluster():
+    for path in sorted((ROOT / "jobs").glob("*.yaml")):
+        container = yaml.safe_load(path.read_text())["spec"]["submitterPodTemplate"]["spec"]["containers"][0]
+        assert "image" not in container, f"{path.name}: a hard-coded submitter image"
+
+
+def test_submit_refuses_a_selector_that_matches_no_cluster(api, capsys):
+    api.on("GET", "/apis/ray.io/v1/namespaces/ml/rayclusters/videop2r",
+           (404, api_status(404, "NotFound", 'rayclusters.ray.io "videop2r" not found',
+                            {"name": "videop2r", "group": "ray.io", "kind": "rayclusters"})))
+    api.on("GET", "/apis/ray.io/v1/namespaces/ml/rayclusters",
+           (200, {"items": [{"metadata": {"name": "prod-videop2r"}}]}))
+    assert main(["submit", str(PA_GRPO)]) == 2
+    err = capsys.readouterr().err
+    assert "ray.io/cluster=videop2r matches no RayCluster in namespace ml (there: prod-videop2r)" in err
+    assert not [c for c in api.calls if c.method == "POST"], "nothing is created"
+
+
+def test_submit_without_kuberay_says_so(api, capsys):
+    assert main(["submit", str(PA_GRPO)]) == 1  # every path answers a plain 404: no ray.io API
+    assert "install the KubeRay operator" in capsys.readouterr().err
+    assert not [c for c in api.calls if c.method == "POST"]
+
+
+def test_an_explicit_submitter_image_is_kept(cluster_api, capsys):
+    cluster_api.on("POST", JOBS_PATH, (201, rayjob()))
+    image = "spec.submitterPodTemplate.spec.containers[0].image=mirror.example.com/videop2r:pinned"
+    assert main(["submit", str(PA_GRPO), "--set", image]) == 0
+    pod = submitted(cluster_api).body["spec"]["submitterPodTemplate"]["spec"]
+    assert pod["containers"][0]["image"] == "mirror.example.com/videop2r:pinned"
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}]  # the cluster's secret is still added
+
+
+def test_fill_submitter_needs_a_head_container():
+    from videop2r.k8s.submitter import SubmitterError, fill_submitter
+
+    job = yaml.safe_load(PA_GRPO.read_text())
+    with pytest.raises(SubmitterError, match="no head container"):
+        fill_submitter(job, {"metadata": {"name": "c"}, "spec": {"headGroupSpec": {"template": {"spec": {}}}}})

@@ -1,2 +1,3 @@
 """Kubernetes: RayJob manifests and their submission (`videop2r submit`, `videop2r jobs`), RayJob
-status, CRD structural-schema validation, and fan-out over the pods of a headless Service."""
+status, CRD structural-schema validation. (Fan-out over the pods of a headless Service is
+`videop2r.http.resolution`.)"""

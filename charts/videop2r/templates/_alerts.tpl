@@ -45,4 +45,14 @@ besides Prometheus' own `up`.
       annotations:
         summary: "{{ "{{ $labels.process }}" }} advantages of run {{ "{{ $labels.run }}" }} collapsed"
         description: "{{ "{{ $value | humanizePercentage }}" }} of the groups have zero {{ "{{ $labels.process }}" }} reward spread (all rollouts scored alike), so they give no gradient: the task is too easy or too hard, or a reward is broken."
+- name: videop2r.rollout
+  rules:
+    - alert: VideoP2RRolloutLearnerMismatch
+      expr: max by (run) (videop2r_rollout_logprob_abs_diff) > {{ $r.logprobGapThreshold }}
+      for: {{ $r.logprobGapFor }}
+      labels:
+        severity: critical
+      annotations:
+        summary: "Rollout and learner disagree on the tokens of run {{ "{{ $labels.run }}" }}"
+        description: "Mean |rollout log p - learner log p| over the same tokens is {{ "{{ $value | printf `%.3f` }}" }} (alert above {{ $r.logprobGapThreshold }}): the rollout engine may drop the video or generate with stale weights, so the run trains on another policy's samples."
 {{- end -}}

@@ -236,16 +236,64 @@ affinity:
 {{- printf "http://%s.%s.svc:%v" (include "videop2r.componentName" (dict "root" .root "component" .component)) .root.Release.Namespace .port -}}
 {{- end -}}
 
+{{/* ------------------------------------------------------------- training inputs */}}
+
+{{/* s3://<bucket>/<prefix>/<key>: where the jobs publish their outputs on the chart's store. */}}
+{{- define "videop2r.storeURI" -}}
+{{- trimSuffix "/" (printf "s3://%s/%s" .root.Values.s3.bucket (join "/" (compact (list (trimAll "/" .root.Values.s3.prefix) .key)))) -}}
+{{- end -}}
+
+{{- define "videop2r.training.sftModel" -}}
+{{- default (include "videop2r.storeURI" (dict "root" . "key" "models/sft")) .Values.training.sftModel -}}
+{{- end -}}
+
+{{/* The jobs cannot start without data and a model: fail the render naming the value. */}}
+{{- define "videop2r.training.check" -}}
+{{- if .Values.rayCluster.enabled -}}
+{{- if not (include "videop2r.s3.enabled" .) -}}
+{{- fail "rayCluster.enabled needs the object store for data, checkpoints and models: minio.enabled or s3.external.enabled" -}}
+{{- end -}}
+{{- if not .Values.training.trainUri -}}
+{{- fail "training.trainUri is required: the training shards (`videop2r data pack` output) on the store, e.g. s3://videop2r/data/train" -}}
+{{- end -}}
+{{- if not .Values.training.baseModel -}}
+{{- fail "training.baseModel is required: the HF checkpoint SFT starts from, on the store, e.g. s3://videop2r/models/base" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* bucket/key the rollout servers mirror at start: rollout.model.s3Path, else training.baseModel. */}}
+{{- define "videop2r.rollout.s3Path" -}}
+{{- $path := .Values.rollout.model.s3Path | default (trimPrefix "s3://" .Values.training.baseModel) -}}
+{{- if and (eq .Values.rollout.model.source "s3") (not $path) -}}
+{{- fail "rollout.model.source=s3 needs rollout.model.s3Path or training.baseModel (the model the rollout servers load at start)" -}}
+{{- end -}}
+{{- $path -}}
+{{- end -}}
+
 {{/*
-The videop2r config tree: the chart's wiring (service URLs, S3, metrics) with .Values.config
-merged over it, so that a key the user sets wins.
+The videop2r config tree: the chart's wiring (service URLs, S3, metrics, training inputs and
+outputs) with .Values.config merged over it, so that a key the user sets wins.
+`videop2r.configTree` is the tree of PA-GRPO, eval and CoT (model.path = the SFT model);
+`videop2r.sftConfigTree` the one of SFT (model.path = training.baseModel).
 */}}
 {{- define "videop2r.configTree" -}}
+{{- include "videop2r.configTreeFor" (dict "root" . "stage" "pa_grpo") -}}
+{{- end -}}
+
+{{- define "videop2r.sftConfigTree" -}}
+{{- include "videop2r.configTreeFor" (dict "root" . "stage" "sft") -}}
+{{- end -}}
+
+{{- define "videop2r.configTreeFor" -}}
+{{- $stage := .stage -}}
+{{- with .root -}}
 {{- $rollout := dict -}}
 {{- if .Values.rollout.enabled -}}
 {{- $_ := set $rollout "endpoints" (list (include "videop2r.serviceURL" (dict "root" . "component" "rollout" "port" .Values.rollout.port))) -}}
 {{- /* SGLang pods decode and sample the video themselves from its source. */}}
 {{- $_ := set $rollout "video_transport" "source" -}}
+{{- if include "videop2r.sharedWeights.claim" . }}{{ $_ := set $rollout "weights_dir" (include "videop2r.sharedWeights.dir" .) }}{{ end -}}
 {{- end -}}
 {{- $reward := dict -}}
 {{- if .Values.rewardAccuracy.enabled -}}
@@ -271,7 +319,22 @@ merged over it, so that a key the user sets wins.
 {{- with .Values.s3.region }}{{ $_ := set $storage "region" . }}{{ end -}}
 {{- $_ := set $tree "storage" $storage -}}
 {{- end -}}
+{{- if .Values.rayCluster.enabled -}}
+{{- include "videop2r.training.check" . -}}
+{{- $training := .Values.training -}}
+{{- $sftModel := include "videop2r.training.sftModel" . -}}
+{{- $_ := set $tree "data" (dict "train_uri" $training.trainUri "eval_uri" ($training.evalUri | default nil)) -}}
+{{- $_ := set $tree "model" (dict "path" (ternary $training.baseModel $sftModel (eq $stage "sft"))) -}}
+{{- /* Every GPU of the learner group holds one FSDP2 shard; a CPU learner runs one worker per pod. */}}
+{{- $learner := .Values.rayCluster.learner -}}
+{{- $workers := mul (max 1 (int $learner.gpusPerWorker)) (int $learner.replicas) -}}
+{{- /* Outputs on the store, where the next stage and the rollout servers can read them. */}}
+{{- $trainer := dict "output_path" (include "videop2r.storeURI" (dict "root" . "key" "models/pa-grpo")) "sft" (dict "output_path" $sftModel) -}}
+{{- $_ := set $tree "trainer" $trainer -}}
+{{- $_ := set $tree "learner" (dict "num_workers" $workers) -}}
+{{- end -}}
 {{- toYaml (mustMergeOverwrite $tree (deepCopy .Values.config)) -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "videop2r.configPath" -}}/etc/videop2r/videop2r.yaml{{- end -}}
@@ -280,7 +343,7 @@ merged over it, so that a key the user sets wins.
 
 {{/*
 Init container that mirrors an HF checkpoint from the store into the `model` emptyDir.
-Call with (dict "root" $ "model" .Values.rollout.model).
+Call with (dict "root" $ "s3Path" "bucket/key").
 */}}
 {{- define "videop2r.modelFetchContainer" -}}
 - name: fetch-model
@@ -289,12 +352,19 @@ Call with (dict "root" $ "model" .Values.rollout.model).
   command: ["/bin/sh", "-ec"]
   args:
     - |
-      mc --config-dir /tmp/mc alias set store "$AWS_ENDPOINT_URL" "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >/dev/null
+      # Wait, never fail: the store may still be starting and the model not uploaded yet
+      # (a failing init container would crash-loop; the pod just stays not ready until then).
+      until mc --config-dir /tmp/mc alias set store "$AWS_ENDPOINT_URL" "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >/dev/null 2>&1; do
+        echo "waiting for the store at $AWS_ENDPOINT_URL"; sleep 10
+      done
+      until mc --config-dir /tmp/mc stat "store/$MODEL_S3_PATH/config.json" >/dev/null 2>&1; do
+        echo "waiting for the model: upload an HF checkpoint to s3://$MODEL_S3_PATH/ (config.json first missing)"; sleep 30
+      done
       mc --config-dir /tmp/mc mirror --overwrite "store/$MODEL_S3_PATH" /models/model
   env:
     {{- include "videop2r.s3.env" .root | nindent 4 }}
     - name: MODEL_S3_PATH
-      value: {{ .model.s3Path | quote }}
+      value: {{ .s3Path | quote }}
   resources:
     {{- toYaml .root.Values.toolResources | nindent 4 }}
   securityContext:

@@ -31,9 +31,10 @@
   mountPath: /tmp
 - name: dshm
   mountPath: /dev/shm
-{{- with .Values.sharedWeights.claimName }}
+{{- if include "videop2r.sharedWeights.claim" . }}
+# read-write: the learner's rank 0 exports weight versions here, the driver prunes old ones
 - name: shared-weights
-  mountPath: {{ $.Values.sharedWeights.mountPath }}
+  mountPath: {{ .Values.sharedWeights.mountPath }}
 {{- end }}
 {{- end -}}
 
@@ -48,7 +49,7 @@
   emptyDir:
     medium: Memory
     sizeLimit: {{ .shmSize }}
-{{- with .root.Values.sharedWeights.claimName }}
+{{- with include "videop2r.sharedWeights.claim" .root }}
 - name: shared-weights
   persistentVolumeClaim:
     claimName: {{ . }}

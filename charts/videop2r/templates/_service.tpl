@@ -48,6 +48,14 @@ spec:
             {{- range .args }}
             - {{ . | quote }}
             {{- end }}
+            {{- with $root.Values.serverLimits }}
+            - {{ printf "server.header_timeout_s=%v" .headerTimeoutSeconds | quote }}
+            - {{ printf "server.body_timeout_s=%v" .bodyTimeoutSeconds | quote }}
+            - {{ printf "server.keep_alive_s=%v" .keepAliveSeconds | quote }}
+            - {{ printf "server.max_connections=%v" (int .maxConnections) | quote }}
+            - {{ printf "server.max_header_bytes=%v" (int .maxHeaderBytes) | quote }}
+            - {{ printf "reward.max_body_bytes=%v" (int .maxBodyBytes) | quote }}
+            {{- end }}
             {{- range $spec.extraArgs }}
             - {{ . | quote }}
             {{- end }}
@@ -114,7 +122,8 @@ metadata:
 spec:
   type: ClusterIP
   {{- if .headless }}
-  # Headless: DNS returns every ready pod, so the client fans out over all of them.
+  # Headless: DNS returns every ready pod, so the client spreads its requests over all of them
+  # (it re-resolves the name periodically and after a failure: pods come and go).
   clusterIP: None
   publishNotReadyAddresses: false
   {{- end }}
@@ -144,23 +153,29 @@ spec:
     name: {{ $name }}
   minReplicas: {{ $spec.autoscaling.minReplicas }}
   maxReplicas: {{ $spec.autoscaling.maxReplicas }}
+  {{- $cpu := int (default 0 $spec.autoscaling.targetCPUUtilizationPercentage) }}
+  {{- $inFlight := and .inFlightMetric (gt (float64 (default 0 $spec.autoscaling.targetInFlightPerPod)) 0.0) }}
+  {{- if not (or $cpu $inFlight) }}
+  {{- fail (printf "%s.autoscaling needs a metric: targetCPUUtilizationPercentage or targetInFlightPerPod above 0" .component) }}
+  {{- end }}
   metrics:
+    {{- if $cpu }}
     - type: Resource
       resource:
         name: cpu
         target:
           type: Utilization
-          averageUtilization: {{ $spec.autoscaling.targetCPUUtilizationPercentage }}
-    {{- with .inFlightMetric }}
-    {{- if gt (int $spec.autoscaling.targetInFlightPerPod) 0 }}
+          averageUtilization: {{ $cpu }}
+    {{- end }}
+    {{- if $inFlight }}
+    # A per-pod custom metric (prometheus-adapter serves it from the pods' own /metrics).
     - type: Pods
       pods:
         metric:
-          name: {{ . }}
+          name: {{ .inFlightMetric }}
         target:
           type: AverageValue
           averageValue: {{ $spec.autoscaling.targetInFlightPerPod | quote }}
-    {{- end }}
     {{- end }}
   behavior:
     # Scale up at once when rewards queue up; scale down slowly between training steps.

@@ -9,6 +9,8 @@ OpenAI-compatible API (/v1) and /metrics.
 {{- $root := .root -}}
 {{- $spec := .spec -}}
 {{- $gpu := and (eq $spec.device "cuda") (gt (int $spec.gpus) 0) -}}
+{{- if eq .component "rollout" }}{{ include "videop2r.sharedWeights.check" $root }}{{ end -}}
+{{- $weightsClaim := ternary (include "videop2r.sharedWeights.claim" $root) "" (eq .component "rollout") -}}
 {{- if and (eq $spec.model.source "s3") (not (include "videop2r.s3.enabled" $root)) -}}
 {{- fail (printf "%s.model.source=s3 needs the store: minio.enabled or s3.external.enabled" .component) -}}
 {{- end -}}
@@ -39,7 +41,9 @@ spec:
       {{- with include "videop2r.scheduling" $spec }}{{ . | trim | nindent 6 }}{{ end }}
       {{- if eq $spec.model.source "s3" }}
       initContainers:
-        {{- include "videop2r.modelFetchContainer" (dict "root" $root "model" $spec.model) | nindent 8 }}
+        {{- $s3Path := ternary (include "videop2r.rollout.s3Path" $root) $spec.model.s3Path (eq .component "rollout") }}
+        {{- if not $s3Path }}{{ fail (printf "%s.model.s3Path is required with model.source=s3" .component) }}{{ end }}
+        {{- include "videop2r.modelFetchContainer" (dict "root" $root "s3Path" $s3Path) | nindent 8 }}
       {{- end }}
       containers:
         - name: sglang
@@ -66,6 +70,12 @@ spec:
             {{- if $spec.enableMetrics }}
             - --enable-metrics
             {{- end }}
+            {{- if eq .component "rollout" }}
+            # Keep the frames the learner sampled (no resampling, no resizing): the rollout's visual
+            # tokens must be the learner's, or the parity gate refuses to start.
+            - --mm-process-config
+            - {{ include "videop2r.rollout.mmProcessConfig" $root | quote }}
+            {{- end }}
             {{- range $spec.extraArgs }}
             - {{ . | quote }}
             {{- end }}
@@ -79,6 +89,10 @@ spec:
               value: /tmp/cache/triton
             - name: HF_HUB_OFFLINE
               value: "1"
+            - name: SGLANG_ENABLE_HEALTH_ENDPOINT_GENERATION
+              value: "false"
+            - name: SGLANG_HEALTH_CHECK_TIMEOUT
+              value: {{ $spec.probes.healthCheckTimeoutSeconds | quote }}
             {{- with $spec.extraEnv }}
             {{- toYaml . | nindent 12 }}
             {{- end }}
@@ -86,21 +100,18 @@ spec:
             - name: http
               containerPort: {{ $spec.port }}
               protocol: TCP
-          # Loading the weights and capturing CUDA graphs takes minutes: the startup probe gives
-          # it up to 30 minutes before liveness takes over.
+          # SGLang's /health runs a one-token generation by default (waits up to
+          # SGLANG_HEALTH_CHECK_TIMEOUT, and stalls behind a weight update); with
+          # SGLANG_ENABLE_HEALTH_ENDPOINT_GENERATION=false it only reports start-up and shutdown.
+          # Startup: the model load (and CUDA graph capture) may take up to 30 minutes.
           startupProbe:
             httpGet:
               path: /health
               port: http
             periodSeconds: 10
-            failureThreshold: 180
-          readinessProbe:
-            httpGet:
-              path: /health
-              port: http
-            periodSeconds: 10
             timeoutSeconds: 5
-            failureThreshold: 3
+            failureThreshold: 180
+          # Liveness never generates, so a long weight update does not restart the pod.
           livenessProbe:
             httpGet:
               path: /health
@@ -108,6 +119,14 @@ spec:
             periodSeconds: 30
             timeoutSeconds: 10
             failureThreshold: 5
+          # Readiness generates one token; its timeout stays above SGLang's own health timeout.
+          readinessProbe:
+            httpGet:
+              path: /health_generate
+              port: http
+            periodSeconds: {{ $spec.probes.readinessPeriodSeconds }}
+            timeoutSeconds: {{ add (int $spec.probes.healthCheckTimeoutSeconds) 10 }}
+            failureThreshold: {{ $spec.probes.readinessFailureThreshold }}
           resources:
             requests:
               {{- toYaml $spec.resources.requests | nindent 14 }}
@@ -129,7 +148,7 @@ spec:
               mountPath: /tmp
             - name: dshm
               mountPath: /dev/shm
-            {{- if and (eq .component "rollout") $root.Values.sharedWeights.claimName }}
+            {{- if $weightsClaim }}
             - name: shared-weights
               mountPath: {{ $root.Values.sharedWeights.mountPath }}
               readOnly: true
@@ -142,9 +161,19 @@ spec:
           emptyDir:
             medium: Memory
             sizeLimit: {{ $spec.shmSize }}
-        {{- if and (eq .component "rollout") $root.Values.sharedWeights.claimName }}
+        {{- if $weightsClaim }}
         - name: shared-weights
           persistentVolumeClaim:
-            claimName: {{ $root.Values.sharedWeights.claimName }}
+            claimName: {{ $weightsClaim }}
         {{- end }}
+{{- end -}}
+
+
+{{/* SGLang's --mm-process-config from the run's data config (videop2r.rollout.sglang_release.mm_process_config;
+     the defaults are DataConfig's, and tests/k8s checks the two agree for every value set). */}}
+{{- define "videop2r.rollout.mmProcessConfig" -}}
+{{- $d := (.Values.config | default dict).data | default dict -}}
+{{- $v := dict "fps" (float64 (dig "fps" 2.0 $d)) "min_frames" (int (dig "min_frames" 4 $d)) "max_frames" (int (dig "max_frames" 16 $d)) "min_pixels" (int (dig "video_min_pixels" 100352 $d)) "max_pixels" (int (dig "video_max_pixels" 100352 $d)) -}}
+{{- with (dig "video_total_pixels" nil $d) }}{{ $_ := set $v "total_pixels" (int .) }}{{ end -}}
+{{- dict "video" $v | toJson -}}
 {{- end -}}
