@@ -41,7 +41,7 @@ def engine(tiny_dir, processor):
 def _make_rollouts(engine, processor, prompts: int = 2, n: int = 2, max_new_tokens: int = 12, seed: int = 0,
                   frames: int = 4, side: int = 56):
     """`prompts` × `n` sampled rollouts (temperature 1) as `RolloutSample`s, with their log-probs."""
-    from services.rollout.engine import PromptJob, SamplingOptions
+    from services.rollout.prompt_job import PromptJob, SamplingOptions
     from videop2r.learner.batch import RolloutSample
     from videop2r.prompting import build_inputs
 

@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 from verl import DataProto
 
 from videop2r.algorithms import compute_process_advantages
-from videop2r.config import AlgorithmConfig, StorageConfig
+from videop2r.config import AlgorithmConfig, LearnerConfig, StorageConfig
 from videop2r.learner.batch import RolloutBatchError, build_batch
 from videop2r.learner.export import WEIGHT_VERSION_FILE, read_weight_version
 from videop2r.learner.group import Learner, LearnerWorkerFailed
@@ -37,7 +37,7 @@ TOLERANCE = 1e-4  # float32 on CPU; padded batch vs the engine's KV-cached decod
 @pytest.fixture(scope="module")
 def settings(tiny_dir) -> LearnerSettings:
     return LearnerSettings(model_path=str(tiny_dir), lr=1e-3, lr_schedule="constant", mini_batch_size=4,
-                           micro_batch_size=2, threads=1, device="cpu",
+                           micro_batch_size=2, learner=LearnerConfig(threads=1, device="cpu", reference_dtype="float32"),
                            algorithm=AlgorithmConfig(kl_coef=0.04))
 
 
@@ -97,7 +97,7 @@ def story(learner, make_rollouts, processor, tiny_dir, tmp_path_factory):
     # weight sync: the rollout side reloads version 1 and generates with it
     engine = fresh_engine(tiny_dir, processor)
     engine.reload(str(root / "w1"), "1")
-    from services.rollout.engine import PromptJob, SamplingOptions
+    from services.rollout.prompt_job import PromptJob, SamplingOptions
     from videop2r.learner.batch import RolloutSample
 
     multi_modal = batch.non_tensor_batch["multi_modal_inputs"][0]
@@ -124,7 +124,16 @@ def story(learner, make_rollouts, processor, tiny_dir, tmp_path_factory):
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(path / "model.safetensors"))
+    """Every tensor of an export (streamed: one safetensors file per bucket, listed in the index; a
+    single bucket is one `model.safetensors`, as save_pretrained writes it)."""
+    if not (path / "model.safetensors.index.json").exists():
+        return load_file(str(path / "model.safetensors"))
+    index = json.loads((path / "model.safetensors.index.json").read_text())
+    tensors: dict[str, torch.Tensor] = {}
+    for name in sorted(set(index["weight_map"].values())):
+        tensors.update(load_file(str(path / name)))
+    assert set(tensors) == set(index["weight_map"])
+    return tensors
 
 
 def test_learner_log_probs_match_the_rollout_before_the_update(story):
@@ -158,7 +167,7 @@ def test_export_reloads_into_the_same_policy(story, learner):
     record = json.loads((export / WEIGHT_VERSION_FILE).read_text())
     assert record["version"] == 1 and record["step"] == 1 == story["export_1"]["step"]
     assert read_weight_version(str(export)) == record
-    expected = {"config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja"}
+    expected = {"config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja"}  # one bucket
     assert set(record["files"]) >= expected
     load_processor(export)  # tokenizer, image and video processor travel with the weights
     model = load_model(export, device="cpu")
@@ -214,7 +223,10 @@ def test_a_step_after_loading_state_in_new_workers_equals_the_uninterrupted_step
     assert metrics["actor/step"] == 2
     assert read_weight_version(f"{store_uri}/w2-resumed", storage)["version"] == 2
     local = story["root"] / "w2-resumed"
-    open_store(f"{store_uri}/w2-resumed", storage).get_file("model.safetensors", local / "model.safetensors")
+    remote = open_store(f"{store_uri}/w2-resumed", storage)
+    for info in remote.list(""):
+        if info.key.startswith("model"):
+            remote.get_file(info.key, local / info.key)
     uninterrupted, resumed = weights(story["root"] / "w2"), weights(local)
     assert all(torch.equal(uninterrupted[key], resumed[key]) for key in uninterrupted)
     assert metrics == pytest.approx(story["metrics_2"])

@@ -14,13 +14,43 @@ from videop2r.learner.settings import LearnerSettings
 def test_settings_follow_the_config_tree():
     config = load_config(overrides=[
         "trainer.lr=3e-4", "trainer.mini_batch_size=16", "rollout.temperature=0.7", "model.path=/m",
-        "trainer.reference_path=/sft", "trainer.learner_threads=1", "algorithm.clip_ratio=0.3",
+        "trainer.reference_path=/sft", "learner.threads=1", "algorithm.clip_ratio=0.3",
+        "learner.gradient_checkpointing=true", "learner.max_tokens_per_micro_batch=4096",
     ])
     settings = LearnerSettings.from_config(config)
     assert (settings.lr, settings.mini_batch_size, settings.temperature) == (3e-4, 16, 0.7)
-    assert (settings.model_path, settings.reference_path, settings.threads) == ("/m", "/sft", 1)
+    assert (settings.model_path, settings.reference_path, settings.learner.threads) == ("/m", "/sft", 1)
+    assert settings.learner == config.learner  # the workers get the section as is
+    assert settings.learner.gradient_checkpointing and settings.learner.max_tokens_per_micro_batch == 4096
     assert settings.algorithm.clip_ratio == 0.3
     assert LearnerSettings.model_validate(settings.model_dump()) == settings  # survives the trip to a worker
+
+
+def test_settings_built_without_the_tree_default_to_the_trees_values():
+    """One source of truth: every default a setting has is the config tree's (never declared twice)."""
+    tree = LearnerSettings.from_config(load_config(overrides=["model.path=/p"]))
+    bare = LearnerSettings(model_path="/p")
+    assert bare.model_dump(exclude={"learner", "storage", "algorithm"}) == tree.model_dump(
+        exclude={"learner", "storage", "algorithm"})
+
+
+def test_the_learner_renormalises_as_the_rollout_samples():
+    # a rollout that may sample vision placeholders: the learner's log-probs must not drop them
+    settings = LearnerSettings.from_config(load_config(overrides=["rollout.block_vision_tokens=false"]))
+    assert settings.block_vision_tokens is False
+    assert LearnerSettings.from_config(load_config()).block_vision_tokens is True
+
+
+def test_old_trainer_keys_migrate_to_the_learner_section(caplog):
+    config = load_config(overrides=["trainer.num_workers=4", "trainer.learner_threads=2",
+                                    "trainer.learner_device=cpu"])
+    assert (config.learner.num_workers, config.learner.threads, config.learner.device) == (4, 2, "cpu")
+    assert not hasattr(config.trainer, "num_workers")  # one source of truth
+    assert "trainer.num_workers is now learner.num_workers" in caplog.text
+    from videop2r.config import ConfigError
+
+    with pytest.raises(ConfigError, match="trainer.num_workers moved to learner.num_workers; both are set"):
+        load_config(overrides=["trainer.num_workers=4", "learner.num_workers=2"])
 
 
 def test_reference_only_when_the_kl_term_is_on():
@@ -28,6 +58,27 @@ def test_reference_only_when_the_kl_term_is_on():
     on = LearnerSettings.from_config(load_config(overrides=["model.path=/m", "algorithm.kl_coef=0.04"]))
     assert on.reference_path == "/m"
     assert LearnerSettings(model_path="/p").reference_path == "/p"  # default kl_coef 0.04 needs π_ref
+
+
+def test_sft_settings_take_the_sft_optimiser_no_reference_and_the_rest_as_pa_grpo_does():
+    config = load_config(overrides=[
+        "model.path=/m", "algorithm.kl_coef=0.04", "trainer.reference_path=/ref", "trainer.lr=1e-6",
+        "trainer.sft.lr=3e-5", "trainer.sft.lr_schedule=linear", "trainer.sft.warmup_steps=2", "trainer.sft.steps=7",
+        "trainer.sft.weight_decay=0.1", "trainer.sft.batch_size=3", "trainer.sft.grad_accum=2",
+        "trainer.ppo_epochs=2", "rollout.temperature=0.7", "learner.num_workers=2", "learner.max_prompt_tokens=99",
+        "trainer.grad_clip=0.5", "trainer.seed=5"])
+    sft, pa_grpo = LearnerSettings.for_sft(config), LearnerSettings.from_config(config)
+    assert sft.reference_path == "" and sft.algorithm.kl_coef == 0  # no KL, so no π_ref loaded
+    assert pa_grpo.reference_path == "/ref" and pa_grpo.algorithm.kl_coef == 0.04
+    assert (sft.lr, sft.lr_schedule, sft.warmup_steps, sft.total_steps, sft.weight_decay) == \
+        (3e-5, "linear", 2, 7, 0.1)
+    # batch 3 × accumulation 2 on 2 workers: one optimizer step of 6 rows, micro-batches of 2 per worker
+    assert (sft.mini_batch_size, sft.micro_batch_size, sft.ppo_epochs, sft.temperature) == (6, 2, 1, 1.0)
+    shared = ("model_path", "dtype", "attn_implementation", "min_lr_ratio", "adam_betas", "grad_clip", "seed",
+              "learner", "collective_timeout_s", "storage", "block_vision_tokens")
+    assert {k: getattr(sft, k) for k in shared} == {k: getattr(pa_grpo, k) for k in shared}
+    assert sft.learner == config.learner and sft.learner.max_prompt_tokens == 99
+    assert sft.algorithm.model_dump() == {**config.algorithm.model_dump(), "kl_coef": 0.0}
 
 
 def test_bad_settings_are_rejected():

@@ -20,7 +20,7 @@ import torch.distributed as dist
 
 from verl.single_controller.base.decorator import Dispatch, register
 
-from videop2r.config import AlgorithmConfig
+from videop2r.config import AlgorithmConfig, LearnerConfig
 from videop2r.learner.group import (
     Learner,
     LearnerError,
@@ -77,8 +77,8 @@ ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 def faulty_group(model_path: str = "unused") -> Learner:
-    settings = LearnerSettings(model_path=model_path, algorithm=AlgorithmConfig(kl_coef=0.0), threads=1,
-                               device="cpu", collective_timeout_s=120)
+    settings = LearnerSettings(model_path=model_path, algorithm=AlgorithmConfig(kl_coef=0.0),
+                               learner=LearnerConfig(threads=1, device="cpu"), collective_timeout_s=120)
     return Learner(settings, num_workers=2, worker_cls=FaultyWorker, failure_grace_s=GRACE_S)
 
 
@@ -136,6 +136,7 @@ def test_a_worker_killed_while_its_peer_waits_in_a_collective_is_named(local_ray
 
 
 def test_more_workers_than_the_cluster_can_place_is_refused_not_awaited(local_ray):
-    settings = LearnerSettings(model_path="unused", algorithm=AlgorithmConfig(kl_coef=0.0), device="cpu")
+    settings = LearnerSettings(model_path="unused", algorithm=AlgorithmConfig(kl_coef=0.0),
+                                learner=LearnerConfig(device="cpu"))
     with pytest.raises(LearnerError, match=r"100 learner workers need 100 CPUs; the Ray cluster has 6"):
         Learner(settings, num_workers=100)

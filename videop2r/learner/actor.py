@@ -4,7 +4,10 @@
 micro-batches of this worker's share of the batch. Gradients of a mini-batch are accumulated over
 its micro-batches and averaged over the workers by FSDP; each micro-batch loss is weighted so that
 the sum is the loss the aggregation mode defines over the whole global mini-batch (e.g. the mean
-over all its response tokens on all workers), whatever the split.
+over all its response tokens on all workers), whatever the split. Micro-batches follow the token
+budget (`learner.max_tokens_per_micro_batch`, see `micro`), the same count on every worker.
+
+Torch only (no Ray, no verl): the worker converts verl's DataProto to `Rows` at the boundary.
 """
 
 from __future__ import annotations
@@ -12,17 +15,19 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from verl import DataProto
-
 from videop2r.learner.logprob import response_log_probs
+from videop2r.learner.micro import equalise, filler_row, plan_micro_batches, row_shapes
+from videop2r.learner.rows import Rows
 from videop2r.learner.schedule import build_lr_schedule
-from videop2r.learner.settings import LearnerSettings
+
+if TYPE_CHECKING:  # pydantic config models: not needed to run the actor (bench/gpu_smoke.py)
+    from videop2r.learner.settings import LearnerSettings
 
 #: (old_log_prob, log_prob, advantages, response_mask, ref_log_prob | None, algorithm config)
 #: → (loss over this micro-batch, aggregated locally by config.loss_agg_mode; metrics). Tensors (bs, R).
@@ -50,6 +55,33 @@ def micro_loss_weight(loss_agg_mode: str, micro_mask: torch.Tensor, global_token
     return share * world_size
 
 
+def micro_plan(rows: Rows, settings: LearnerSettings, device: torch.device) -> list[list[int] | None]:
+    """This worker's micro-batches (row indices; None = a weightless step to match the other workers)."""
+    plan = plan_micro_batches(row_shapes(rows), settings.micro_batch_size,
+                              settings.learner.max_tokens_per_micro_batch)
+    return equalise(plan, device)
+
+
+def forward_in_micro_batches(rows: Rows, settings: LearnerSettings, device: torch.device,
+                             forward: Callable[[Rows], Sequence[torch.Tensor | None]]) -> list[torch.Tensor | None]:
+    """Run `forward` (no grad) over the token-budget micro-batches of `rows`; outputs in row order."""
+    outputs: list[list[torch.Tensor]] = []
+    order: list[int] = []
+    filler = filler_row(row_shapes(rows))
+    for indices in micro_plan(rows, settings, device):
+        result = forward(rows.select(indices if indices is not None else [filler]))
+        if indices is None:
+            continue  # only there so every worker runs the same forwards
+        order.extend(indices)
+        outputs.append([part.cpu() if part is not None else None for part in result])
+    inverse = torch.empty(len(order), dtype=torch.long)
+    inverse[torch.as_tensor(order, dtype=torch.long)] = torch.arange(len(order))
+    merged = []
+    for column in zip(*outputs, strict=True):
+        merged.append(None if column[0] is None else torch.cat(column)[inverse])
+    return merged
+
+
 class PolicyActor:
     """Policy shard + optimizer + scheduler; every public method is collective (all workers call it)."""
 
@@ -65,25 +97,20 @@ class PolicyActor:
         )
         self.scheduler = build_lr_schedule(self.optimizer, settings.lr_schedule, settings.warmup_steps,
                                            settings.total_steps, settings.min_lr_ratio)
-        self.world_size = dist.get_world_size()
+        self.world_size = dist.get_world_size() if dist.is_initialized() else 1
         #: optimizer steps taken (one per update_policy call)
         self.step = 0
 
-    def _forward(self, micro: DataProto) -> tuple[torch.Tensor, torch.Tensor]:
-        return response_log_probs(self.model, micro, self.settings.temperature, True, self.device,
+    def _forward(self, micro: Rows, with_entropy: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return response_log_probs(self.model, micro, self.settings.temperature, with_entropy, self.device,
                                   self.blocked_token_ids)
 
     @torch.no_grad()
-    def compute_log_prob(self, data: DataProto) -> DataProto:
-        """DataProto with `old_log_probs` and `entropys`, (bs, R), for this worker's share of the batch."""
+    def compute_log_prob(self, data: Any) -> dict[str, torch.Tensor]:
+        """`old_log_probs` and `entropys`, (bs, R), for this worker's share of the batch."""
         self.model.eval()
-        log_probs, entropies = [], []
-        for micro in data.split(self.settings.micro_batch_size):
-            lp, ent = self._forward(micro)
-            log_probs.append(lp.cpu())
-            entropies.append(ent.cpu())
-        tensors = {"old_log_probs": torch.cat(log_probs), "entropys": torch.cat(entropies)}
-        return DataProto.from_dict(tensors=tensors)
+        log_probs, entropies = forward_in_micro_batches(Rows.of(data), self.settings, self.device, self._forward)
+        return {"old_log_probs": log_probs, "entropys": entropies}
 
     def _mini_batch_size(self) -> int:
         if self.settings.mini_batch_size % self.world_size:
@@ -95,25 +122,28 @@ class PolicyActor:
         # collectives run on the worker's device (NCCL has no CPU tensors)
         counts = torch.tensor([float(mask.sum()), float((mask.sum(dim=-1) > 0).sum())], dtype=torch.float64,
                               device=self.device)
-        dist.all_reduce(counts)
+        if dist.is_initialized():
+            dist.all_reduce(counts)
         return float(counts[0]), float(counts[1])
 
-    def _micro_step(self, micro: DataProto, weight: float) -> dict[str, float]:
-        mask = micro.batch["response_mask"].to(self.device)
+    def _micro_step(self, micro: Rows, weight: float, reuse_old: bool) -> dict[str, float]:
+        mask = micro.tensors["response_mask"].to(self.device)
         log_prob, entropy = self._forward(micro)
         if weight == 0.0:
             # padding rows only: still forward/backward so every worker runs the same collectives
             (log_prob.sum() * 0.0).backward()
             return {}
-        keys = micro.batch.keys()
-        ref = micro.batch["ref_log_prob"].to(self.device) if "ref_log_prob" in keys else None
-        # per-process masks, when the driver attached them, only feed per-process metrics
-        spans = {f"{name}_mask": micro.batch[f"{name}_mask"].to(self.device)
+        keys = micro.keys()
+        ref = micro.tensors["ref_log_prob"].to(self.device) if "ref_log_prob" in keys else None
+        # one update per batch: π_old is π_θ now, so the old log-probs are the current ones (ratio 1)
+        old = log_prob.detach() if reuse_old else micro.tensors["old_log_probs"].to(self.device)
+        # per-process masks, when the driver attached them, feed per-process metrics (and aggregation)
+        spans = {f"{name}_mask": micro.tensors[f"{name}_mask"].to(self.device)
                  for name in ("perception", "reasoning") if f"{name}_mask" in keys}
         loss, metrics = self.loss_fn(
-            old_log_prob=micro.batch["old_log_probs"].to(self.device),
+            old_log_prob=old,
             log_prob=log_prob,
-            advantages=micro.batch["advantages"].to(self.device),
+            advantages=micro.tensors["advantages"].to(self.device),
             response_mask=mask,
             ref_log_prob=ref,
             config=self.settings.algorithm,
@@ -125,28 +155,37 @@ class PolicyActor:
         out["actor/entropy"] = float((entropy.detach() * mask).sum() / mask.sum().clamp(min=1))
         return out
 
-    def update_policy(self, data: DataProto) -> dict[str, float]:
+    def update_policy(self, data: Any) -> dict[str, float]:
         """One training step: ppo_epochs × mini-batches (one optimizer step each), then one LR step.
 
-        `data` needs responses, input_ids, attention_mask, response_mask, advantages, old_log_probs
-        (and ref_log_prob when the KL term is on). Returns metrics averaged over workers.
+        `data` needs responses, input_ids, attention_mask, response_mask, advantages (and
+        ref_log_prob when the KL term is on); old_log_probs unless the step is one optimizer step
+        (one epoch, one mini-batch), where they are the current log-probs. Metrics averaged over workers.
         """
-        for key in ("advantages", "old_log_probs"):
-            if key not in data.batch.keys():
-                raise KeyError(f"update_policy needs '{key}' in the batch")
-        self.model.train()
+        rows = Rows.of(data)
+        if "advantages" not in rows.keys():
+            raise KeyError("update_policy needs 'advantages' in the batch")
         mini_size = self._mini_batch_size()
+        minis = [list(range(start, min(start + mini_size, len(rows)))) for start in range(0, len(rows), mini_size)]
+        reuse_old = "old_log_probs" not in rows.keys()
+        if reuse_old and (self.settings.ppo_epochs > 1 or len(minis) > 1):
+            raise KeyError("update_policy needs 'old_log_probs' in the batch: this step takes "
+                           f"{self.settings.ppo_epochs * len(minis)} optimizer steps, so π_old is not π_θ")
+        self.model.train()
         mode = self.settings.algorithm.loss_agg_mode
         sums: dict[str, float] = defaultdict(float)
         counts: dict[str, int] = defaultdict(int)
         grad_norms, skipped = [], 0
         for _ in range(self.settings.ppo_epochs):
-            for mini in data.split(mini_size):
-                global_tokens, global_seqs = self._global_counts(mini.batch["response_mask"])
-                for micro in mini.split(self.settings.micro_batch_size):
-                    weight = micro_loss_weight(mode, micro.batch["response_mask"], global_tokens, global_seqs,
-                                               self.world_size)
-                    for key, value in self._micro_step(micro, weight).items():
+            for indices in minis:
+                mini = rows.select(indices)
+                global_tokens, global_seqs = self._global_counts(mini.tensors["response_mask"])
+                filler = filler_row(row_shapes(mini))
+                for micro_indices in micro_plan(mini, self.settings, self.device):
+                    micro = mini.select(micro_indices if micro_indices is not None else [filler])
+                    weight = 0.0 if micro_indices is None else micro_loss_weight(
+                        mode, micro.tensors["response_mask"], global_tokens, global_seqs, self.world_size)
+                    for key, value in self._micro_step(micro, weight, reuse_old).items():
                         sums[key] += value
                         counts[key] += 1
                 norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip)
@@ -172,11 +211,14 @@ class PolicyActor:
         keys = sorted(set().union(*self._all_gather_keys(metrics)))
         values = torch.tensor([[metrics.get(k, 0.0), 1.0 if k in metrics else 0.0] for k in keys],
                               dtype=torch.float64, device=self.device).reshape(-1, 2)
-        dist.all_reduce(values)
+        if dist.is_initialized():
+            dist.all_reduce(values)
         values = values.cpu()
         return {k: float(values[i, 0] / values[i, 1]) for i, k in enumerate(keys) if values[i, 1] > 0}
 
     def _all_gather_keys(self, metrics: dict[str, float]) -> list[list[str]]:
+        if not dist.is_initialized():
+            return [sorted(metrics)]
         gathered: list[Any] = [None] * self.world_size
         dist.all_gather_object(gathered, sorted(metrics))
         return gathered

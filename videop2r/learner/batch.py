@@ -32,10 +32,8 @@ import torch
 
 from verl import DataProto
 
-#: multimodal tensors the Qwen2.5-VL forward accepts, concatenated along dim 0 across samples
-MULTI_MODAL_KEYS = (
-    "pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw", "second_per_grid_ts",
-)
+from videop2r.learner.rows import MULTI_MODAL_KEYS  # noqa: F401 - re-exported
+
 
 
 class RolloutBatchError(ValueError):
@@ -199,14 +197,9 @@ def invalid_rows(batch: DataProto, vision: VisionTokens) -> dict[int, str]:
 def check_batch(batch: DataProto, vision: VisionTokens) -> None:
     """Raise `RolloutBatchError` naming the first row the learner cannot forward.
 
-    Also rejects batches that mix modalities (video rows with image or text-only rows): every
-    FSDP worker must run the same sub-modules in the same order, whatever rows it was given.
+    Rows of any modality mix freely (video, image and text-only rows in one batch): every
+    forward runs the vision tower exactly once (`logprob`), so FSDP2 workers stay in step.
     """
-    kinds = {tuple(key for key in ("pixel_values_videos", "pixel_values") if key in inputs)
-             for inputs in batch.non_tensor_batch["multi_modal_inputs"]}
-    if len(kinds) > 1:
-        raise RolloutBatchError(f"batch mixes modalities {sorted(kinds)}; train video, image and text-only "
-                                "rollouts in separate batches")
     reasons = invalid_rows(batch, vision)
     if reasons:
         first = min(reasons)

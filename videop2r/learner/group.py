@@ -26,7 +26,7 @@ from verl.single_controller.ray import RayClassWithInitArgs, RayResourcePool, Ra
 
 from videop2r.config import VideoP2RConfig
 from videop2r.learner.batch import VisionTokens, check_batch
-from videop2r.learner.settings import LearnerSettings
+from videop2r.learner.settings import LearnerSettings, one_update_per_batch
 from videop2r.learner.worker import LearnerWorker
 
 log = logging.getLogger(__name__)
@@ -181,8 +181,8 @@ class Learner:
         if not ray.is_initialized():
             raise LearnerError("Ray is not initialised: call ray.init(...) (or connect to the cluster) first")
         if use_gpu is None:
-            use_gpu = settings.device == "cuda" or (
-                settings.device == "auto" and ray.cluster_resources().get("GPU", 0) >= num_workers)
+            use_gpu = settings.learner.device == "cuda" or (
+                settings.learner.device == "auto" and ray.cluster_resources().get("GPU", 0) >= num_workers)
         self.settings = settings
         self.use_gpu = use_gpu
         nodes = process_on_nodes or [num_workers]
@@ -212,9 +212,9 @@ class Learner:
 
     @classmethod
     def from_config(cls, config: VideoP2RConfig, model_path: str | None = None, **kwargs: Any) -> "Learner":
-        """Learner of `config` (trainer.num_workers workers); `model_path` overrides model.path."""
+        """Learner of `config` (learner.num_workers workers); `model_path` overrides model.path."""
         kwargs.setdefault("failure_grace_s", config.trainer.worker_failure_grace_s)
-        return cls(LearnerSettings.from_config(config, model_path), config.trainer.num_workers, **kwargs)
+        return cls(LearnerSettings.from_config(config, model_path), config.learner.num_workers, **kwargs)
 
     @property
     def world_size(self) -> int:
@@ -243,9 +243,11 @@ class Learner:
         return out.select_idxs(list(range(len(batch)))) if pad else out
 
     def update_policy(self, batch: DataProto) -> dict[str, float]:
-        """One training step on `batch` (needs advantages and old_log_probs, ref_log_prob if KL)."""
-        required = ["responses", "input_ids", "attention_mask", "response_mask", "advantages",
-                    "old_log_probs"]
+        """One training step on `batch` (needs advantages, ref_log_prob if KL, and old_log_probs unless
+        the batch is one optimizer step: then the workers use the current log-probs, detached)."""
+        required = ["responses", "input_ids", "attention_mask", "response_mask", "advantages"]
+        if not one_update_per_batch(self.settings, len(batch)):
+            required.append("old_log_probs")
         if self.settings.algorithm.kl_coef > 0:
             required.append("ref_log_prob")
         missing = [key for key in required if key not in batch.batch.keys()]

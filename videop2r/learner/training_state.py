@@ -10,8 +10,9 @@ into M workers (DCP reshards on load). Layout under the state URI:
     learner_state.json                       step, world size, format — written last, after every
                                              worker's upload: a state without it is incomplete
 
-Each worker stages its files in a local temporary directory and uploads them; on load every
-worker downloads the DCP files (DCP may need any shard when the world size changed).
+Each worker stages its files in a local temporary directory and uploads them; on load each worker
+downloads only the DCP files its load plan reads (`OwnShardsReader`): its own shard when the world
+size is unchanged, the overlapping ones when it changed.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint import FileSystemReader
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
 from videop2r.config import StorageConfig
@@ -38,6 +40,24 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "learner_state.json"
 FORMAT = "dcp-sharded"
+
+
+class OwnShardsReader(FileSystemReader):
+    """DCP reader that downloads only the files its rank's load plan reads (its own shard, plus the
+    files holding the replicated entries it needs), instead of every rank fetching every shard."""
+
+    def __init__(self, path: str, store: Any, prefix: str) -> None:
+        super().__init__(path)
+        self.store, self.prefix, self.fetched = store, prefix, set()
+        store.get_file(f"{prefix}.metadata", Path(path) / ".metadata")
+
+    def read_data(self, plan: Any, planner: Any) -> Any:
+        for item in plan.items:
+            name = self.storage_data[item.storage_index].relative_path
+            if name not in self.fetched:
+                self.store.get_file(f"{self.prefix}{name}", Path(self.path) / name)
+                self.fetched.add(name)
+        return super().read_data(plan, planner)
 
 
 class LearnerStateError(RuntimeError):
@@ -111,10 +131,10 @@ def load_training_state(actor: PolicyActor, uri: str, storage: StorageConfig | N
                                 f"expected {FORMAT!r}")
     model_state, optim_state = get_state_dict(actor.model, actor.optimizer)
     with tempfile.TemporaryDirectory(prefix=f"videop2r-state-{rank}-") as tmp:
-        for info in store.list("dcp/"):
-            store.get_file(info.key, Path(tmp) / info.key.removeprefix("dcp/"))
+        reader = OwnShardsReader(tmp, store, "dcp/")
         state = {"model": model_state, "optim": optim_state}
-        dcp.load(state, checkpoint_id=tmp)
+        dcp.load(state, storage_reader=reader)
+        log.debug("rank %d read %s of the learner state at %s", rank, sorted(reader.fetched), uri)
     set_state_dict(actor.model, actor.optimizer, model_state_dict=state["model"],
                    optim_state_dict=state["optim"])
     _load_schedule(actor, _from_bytes(store.get_bytes("scheduler.pt")))

@@ -1,7 +1,7 @@
 """The text a fresh tokenizer is trained on: the prompt template, the answer form, and the records.
 
 `tokenizer_corpus(records)` yields the user prompt of every problem type (so the template's words
-become few tokens), SPEC §1-shaped responses, and — when `records` names a Video-R1/VideoP2R JSON,
+become few tokens), method §1-shaped responses, and — when `records` names a Video-R1/VideoP2R JSON,
 JSONL file or a directory of them (e.g. the output of `videop2r data synth`) — every text field of
 every record. Without records it falls back to a small built-in set of video-QA sentences, enough
 for a tokenizer that encodes any text (byte-level BPE never fails) but compresses our domain well.
@@ -19,7 +19,7 @@ from videop2r import prompting
 
 log = logging.getLogger(__name__)
 
-# Fields of Video-R1 / VideoP2R records that carry text the model reads or writes (SPEC §7).
+# Fields of Video-R1 / VideoP2R records that carry text the model reads or writes (method §7).
 _TEXT_FIELDS = ("problem", "solution", "answer", "observation", "process", "output")
 
 _FALLBACK_SENTENCES = (

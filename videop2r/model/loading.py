@@ -80,7 +80,11 @@ def _download(uri: str, storage_config: Any, cache_dir: Path) -> Path:
 
 def load_model(path: str | Path, *, dtype: str = "float32", device: str | None = None,
                attn_implementation: str = "sdpa", storage_config: Any = None, cache_dir: str | Path | None = None):
-    """``Qwen2_5_VLForConditionalGeneration`` in eval mode on `device` (CUDA if present, else CPU)."""
+    """``Qwen2_5_VLForConditionalGeneration`` in eval mode on `device` (CUDA if present, else CPU).
+
+    `dtype`: a torch dtype name, or "auto" for the checkpoint's own (its tensors then stay mapped
+    from the file until read).
+    """
     import torch
     from transformers import Qwen2_5_VLForConditionalGeneration
 
@@ -89,7 +93,8 @@ def load_model(path: str | Path, *, dtype: str = "float32", device: str | None =
     try:
         with _LOAD_LOCK:
             model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
-                local, dtype=getattr(torch, dtype), attn_implementation=attn_implementation, local_files_only=True
+                local, dtype=dtype if dtype == "auto" else getattr(torch, dtype),
+                attn_implementation=attn_implementation, local_files_only=True
             )
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot load a Qwen2.5-VL model from {local}: {exc}") from exc

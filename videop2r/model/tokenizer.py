@@ -1,4 +1,4 @@
-"""An offline byte-level BPE tokenizer with Qwen2.5-VL's special tokens and the SPEC §1 tags.
+"""An offline byte-level BPE tokenizer with Qwen2.5-VL's special tokens and the method §1 tags.
 
 `train_tokenizer(texts, vocab_size)` learns merges from a corpus (the synthetic QA set plus the
 prompt template), with the same normaliser / pre-tokeniser / decoder as Qwen2's tokenizer, and
@@ -34,7 +34,7 @@ SPECIAL_TOKENS: tuple[str, ...] = (
     "<|video_pad|>",
 )
 
-# SPEC §1 template tags, one token each in our tokenizer (real Qwen checkpoints split them).
+# method §1 template tags, one token each in our tokenizer (real Qwen checkpoints split them).
 TEMPLATE_TAGS: tuple[str, ...] = (
     "<observation>",
     "</observation>",
