@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: install tools test test-fast demo bench clean
+.PHONY: install tools test test-fast demo bench rehearsal replication clean
 
 install: $(STAMP)
 
@@ -36,6 +36,17 @@ test-fast: install
 
 demo: install
 	bash infra/demo.sh
+
+# The cluster rehearsal (as root): the rendered chart's pods as processes in their own network
+# namespaces, a PA-GRPO RayJob through them; report in runs/rehearsal/ (infra/rehearsal/__main__.py
+# lists REHEARSAL_STEPS, REHEARSAL_FAULTS, ...).
+rehearsal: install tools
+	$(BIN)/python -m infra.rehearsal
+
+# The replication study (configs/replication.yaml; REPLICATION_SEEDS=0,1,2 picks the seeds):
+# runs/replication/report.md, results.json and the plots. <= 60 min on 2 idle cores.
+replication: install
+	$(BIN)/python -m videop2r.replication --config configs/replication.yaml --out runs/replication
 
 bench: install
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python "$$script" || exit 1; done

@@ -30,7 +30,8 @@ import av  # noqa: E402
 import numpy as np  # noqa: E402
 
 from videop2r.config import DataConfig  # noqa: E402
-from videop2r.data.video import MediaError, default_workers, load_videos  # noqa: E402
+from videop2r.data.media import MediaError  # noqa: E402
+from videop2r.data.video import default_workers, load_videos  # noqa: E402
 
 PIXELS = 128 * 28 * 28
 NFRAMES = 16

@@ -22,7 +22,7 @@ import time
 from prometheus_client import CollectorRegistry
 from tqdm import tqdm
 
-from services.reward.local_process import LocalService, videop2r_service
+from videop2r.local_services import LocalService, videop2r_service
 from videop2r.rewards.client import RewardClient
 
 

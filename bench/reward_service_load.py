@@ -22,7 +22,7 @@ import httpx
 from tqdm import tqdm
 
 from services.reward.cpus import available_cpus
-from services.reward.local_process import videop2r_service
+from videop2r.local_services import videop2r_service
 from videop2r.rewards import ScoreRequest, ScoringSettings, score_response
 
 _WORDS = "a red ball rolls left then a blue square slides up past two green circles near the wall".split()

@@ -68,7 +68,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    from services.rollout.engine import GenerationEngine, PromptJob, SamplingOptions
+    from services.rollout.engine import GenerationEngine
+    from services.rollout.prompt_job import PromptJob, SamplingOptions
     from videop2r import prompting
     from videop2r.model import init_model
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from videop2r.config import DataConfig, StorageConfig
-from videop2r.data.shards import pack_shards
+from videop2r.data.packing import pack_shards
 from videop2r.data.stream import ShardStream
 from videop2r.data.synth import synthesize
 

@@ -27,7 +27,7 @@ class ThreadServer:
     def __init__(self, app) -> None:
         import uvicorn
 
-        from videop2r.train.services_local import free_port
+        from videop2r.local_services import free_port
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -48,6 +48,16 @@ CATALOG: dict[str, MetricSpec] = {
         MetricSpec("videop2r_think_answer_mismatch_rate", "gauge",
                    "Fraction of rollouts whose answer contradicts the conclusion of the think part", ("run",)),
         MetricSpec("videop2r_rollout_tokens_per_second", "gauge", "Generated tokens per second, last step", ("run",)),
+        MetricSpec("videop2r_rollout_endpoint_weight_version", "gauge",
+                   "Weight version each rollout endpoint last reported to the driver (-1 = unknown)",
+                   ("run", "endpoint")),
+        MetricSpec("videop2r_rollout_endpoint_in_rotation", "gauge",
+                   "1 while the driver sends a rollout endpoint traffic, 0 while it is out of rotation "
+                   "(a failed weight sync, until it reports the new version)", ("run", "endpoint")),
+        MetricSpec("videop2r_rollout_logprob_abs_diff", "gauge",
+                   "Mean |rollout log p - learner log p| over the response tokens of the last step", ("run",)),
+        MetricSpec("videop2r_rollout_logprob_kl", "gauge",
+                   "k3 estimate of KL(rollout || learner) over the response tokens of the last step", ("run",)),
         MetricSpec("videop2r_eval_accuracy", "gauge", "Held-out accuracy", ("run", "split", "metric")),
         MetricSpec("videop2r_samples_skipped_total", "counter", "Samples skipped (bad record, bad media, ...)",
                    ("reason",)),
@@ -85,6 +95,18 @@ CATALOG: dict[str, MetricSpec] = {
         MetricSpec("videop2r_cot_records_total", "counter",
                    "CoT pipeline records through a step, by outcome", ("step", "outcome")),
     )
+}
+
+#: Series the SGLang rollout pods export themselves (``--enable-metrics``), which the rollout
+#: dashboard reads for SGLang pods: name -> where SGLang 0.5.23 defines it
+#: (``python/sglang/srt/observability/metrics_collector.py``; tests/k8s checks the wheel's source).
+SGLANG_SERIES: dict[str, str] = {
+    "sglang:num_running_reqs": "metrics_collector.py:364 Gauge",
+    "sglang:num_queue_reqs": "metrics_collector.py:370 Gauge",
+    "sglang:token_usage": "metrics_collector.py:404 Gauge",
+    "sglang:generation_tokens_total": "metrics_collector.py:1860 Counter",
+    "sglang:num_requests_total": "metrics_collector.py:1940 Counter",
+    "sglang:e2e_request_latency_seconds_bucket": "metrics_collector.py:2067 Histogram",
 }
 
 _lock = threading.Lock()

@@ -1,4 +1,4 @@
-"""The SPEC §1 prompt and the model inputs built from it — one code path for rollout and learner.
+"""The method §1 prompt and the model inputs built from it — one code path for rollout and learner.
 
 Public API (stable; the learner, SFT, evaluation and the rollout server import it):
 
@@ -107,7 +107,7 @@ def answer_hint(problem_type: str) -> str:
 
 
 def user_prompt(problem: str, options: Sequence[str] | None, problem_type: str, modality: str = "video") -> str:
-    """The user turn of SPEC §1 for one question (text only; the media part is separate)."""
+    """The user turn of method §1 for one question (text only; the media part is separate)."""
     if modality not in MODALITIES:
         raise PromptError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
     template = load_template()

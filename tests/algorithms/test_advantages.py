@@ -1,4 +1,4 @@
-"""Group-relative advantages per process against hand-computed values (SPEC §4, §6)."""
+"""Group-relative advantages per process against hand-computed values (method §4, §6)."""
 
 from __future__ import annotations
 

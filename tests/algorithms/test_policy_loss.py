@@ -56,7 +56,7 @@ def test_sequence_mean_modes() -> None:
     advantages = torch.tensor([[1.0, 1.0, 1.0], [-2.0, 0.0, 0.0]])
     mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
     # per-token losses: row 0 → −1, −1, −1; row 1 → 2
-    token_mean, _ = pa_grpo_policy_loss(new, new, advantages, mask, None, config())
+    token_mean, _ = pa_grpo_policy_loss(new, new, advantages, mask, None, config(loss_agg_mode="token-mean"))
     seq_token_mean, _ = pa_grpo_policy_loss(new, new, advantages, mask, None, config(loss_agg_mode="seq-mean-token-mean"))
     seq_token_sum, _ = pa_grpo_policy_loss(new, new, advantages, mask, None, config(loss_agg_mode="seq-mean-token-sum"))
     assert float(token_mean) == pytest.approx((-3 + 2) / 4)

@@ -17,7 +17,8 @@ from prometheus_client import REGISTRY
 from videop2r.cli import main as cli_main
 from videop2r.config import DataConfig
 from videop2r.data.inspect import inspect_shards
-from videop2r.data.shards import INDEX_KEY, ShardFormatError, ShardsNotFound, open_shards, pack_shards
+from videop2r.data.packing import pack_shards
+from videop2r.data.shards import INDEX_KEY, ShardFormatError, ShardsNotFound, open_shards
 
 SMALL = DataConfig(video_min_pixels=4 * 28 * 28, video_max_pixels=8 * 28 * 28, max_frames=4, shard_size=3)
 

@@ -14,7 +14,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from videop2r.config import DataConfig
-from videop2r.data.shards import ShardsNotFound, pack_shards
+from videop2r.data.packing import pack_shards
+from videop2r.data.shards import ShardsNotFound
 from videop2r.data.stream import ShardStream, StreamCursor, StreamError, epoch_order
 from videop2r.data.video import load_video
 

@@ -14,7 +14,8 @@ from videop2r.cli import main
 from videop2r.config import DataConfig
 from videop2r.data.glyphs import render_word
 from videop2r.data.records import PROBLEM_TYPES, read_records
-from videop2r.data.synth import BACKGROUND, COLOURS, synthesize
+from videop2r.data.shapes import BACKGROUND, COLOURS
+from videop2r.data.synth import synthesize
 from videop2r.data.video import load_video
 
 TEMPLATE = re.compile(r"^<observation>(.+)</observation><think>(.+)</think><answer>(.+)</answer>$", re.DOTALL)

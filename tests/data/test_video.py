@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 
 from videop2r.config import DataConfig
-from videop2r.data.video import SWS_INTERPOLATION, MediaError, VideoClip, load_image, load_video, load_videos
+from videop2r.data.frame_decoding import SWS_INTERPOLATION
+from videop2r.data.media import MediaError
+from videop2r.data.video import VideoClip, load_image, load_video, load_videos
 from videop2r.data.vision_rules import IMAGE_FACTOR
 
 vp = pytest.importorskip("qwen_vl_utils.vision_process", reason="qwen-vl-utils (test extra) is not installed")

@@ -1,4 +1,4 @@
-"""A real Qwen2.5-VL checkpoint that always answers the same SPEC §1 output, and a server for it.
+"""A real Qwen2.5-VL checkpoint that always answers the same method §1 output, and a server for it.
 
 A random tiny model writes no template, so nothing would reach verification or judging. Rather
 than train one (minutes on 2 cores), `build_emitter` edits a tiny checkpoint into a deterministic
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from videop2r.train.services_local import free_port
+from videop2r.local_services import free_port
 
 EMITTED = "<observation>yellow</observation><think>so</think><answer>D</answer>"
 _SERVER: "ServerProcess | None" = None

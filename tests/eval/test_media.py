@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from videop2r.config import DataConfig, EvalConfig
-from videop2r.data.video import MediaError
+from videop2r.data.media import MediaError
 from videop2r.eval import BenchmarkSource, MediaRef
 from videop2r.eval.clips import MediaLoader, inference_data_config
 from videop2r.eval.media_parts import media_parts
@@ -102,7 +102,8 @@ def test_chat_media_parts(release):
     images = media_parts(media, "images")
     assert len(images) == 4 and images[0]["image_url"]["url"].startswith("data:image/jpeg;base64,")
     (frames,) = media_parts(media, "frames")
-    assert frames["type"] == "video" and frames["video"]["format"] == "frames"
+    # the exact sampled frames, losslessly, in SGLang's own video_url form (no private frames object)
+    assert frames["type"] == "video_url" and frames["video_url"]["url"].startswith("data:video/quicktime;base64,")
 
 
 def test_sampled_frames_as_a_small_video_file(release):

@@ -10,7 +10,7 @@ import pytest
 
 from videop2r.config import EvalConfig, StorageConfig
 from videop2r.cot import read_input_records
-from videop2r.data.video import MediaError
+from videop2r.data.media import MediaError
 from videop2r.eval import BenchmarkSource, EvalItem, MediaRef, get_benchmark
 from videop2r.eval.clips import MediaLoader, inference_data_config
 from videop2r.storage import open_store

@@ -73,7 +73,7 @@ def test_multiple_choice_format_mismatch_and_observation():
     )
     assert (contradicted.score, contradicted.mismatch) == (0.0, True)
     by_text = score_item(item("B", options=options), respond("right"))
-    assert by_text.score == 1.0  # the option's text names its letter (SPEC §2 via the rewards library)
+    assert by_text.score == 1.0  # the option's text names its letter (method §2 via the rewards library)
 
 
 @pytest.mark.parametrize(

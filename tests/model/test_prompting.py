@@ -1,4 +1,4 @@
-"""The SPEC §1 prompt and the model inputs: one template, declared fps, rollout == learner inputs."""
+"""The method §1 prompt and the model inputs: one template, declared fps, rollout == learner inputs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 
 from videop2r import prompting
 from videop2r.prompting import PromptError
-from videop2r.rollout.media import decode_frames, encode_frames
+from videop2r.rollout.media import decode_video_bytes, encode_video_bytes
 
 MC = {"problem": "What colour is the square?", "options": ["A. red", "B. green", "C. blue", "D. yellow"],
       "problem_type": "multiple choice", "data_type": "video"}
@@ -87,9 +87,9 @@ def test_fast_sampling_is_declared_at_most_temporal_patch_fps(model, processor, 
 
 
 def test_rollout_wire_rebuilds_the_learners_ids_and_pixels_exactly(processor, clip):
-    """What the client sends (expanded ids + exact frames) decodes on the server to the same tensors."""
+    """What the client sends (a lossless video of the exact frames) decodes on the server to the same tensors."""
     learner = prompting.build_inputs(processor, MC, clip, fps=2.0)
-    frames, fps = decode_frames(encode_frames(clip, 2.0))
+    frames, fps = decode_video_bytes(encode_video_bytes(clip, 2.0))
     server = prompting.encode_prompt(processor, learner["input_ids"][0].tolist(), videos=[(frames, fps)])
     assert set(server.keys()) == set(learner.keys())
     for key in learner:

@@ -1,4 +1,4 @@
-"""The offline tokenizer: Qwen2.5-VL's special tokens, SPEC §1 tags as single tokens, lossless text."""
+"""The offline tokenizer: Qwen2.5-VL's special tokens, method §1 tags as single tokens, lossless text."""
 
 from __future__ import annotations
 

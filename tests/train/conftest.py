@@ -24,7 +24,7 @@ def assets(tmp_path_factory) -> dict[str, Path]:
     """Synthetic train/eval shards (+ a corrupt clip in a third split) and a tiny model, built once."""
     from videop2r.config import DataConfig
     from videop2r.data.records import read_records, write_records
-    from videop2r.data.shards import pack_shards
+    from videop2r.data.packing import pack_shards
     from videop2r.data.synth import synthesize
     from videop2r.model import init_model
 
@@ -67,10 +67,10 @@ def write_config(path: Path, assets: dict[str, Path], run_dir: Path, **sections:
     }
     for section, values in sections.items():
         for key, value in values.items():
-            if isinstance(value, dict) and isinstance(config[section].get(key), dict):
+            if isinstance(value, dict) and isinstance(config.setdefault(section, {}).get(key), dict):
                 config[section][key] = {**config[section][key], **value}
             else:
-                config[section][key] = value
+                config.setdefault(section, {})[key] = value
     path.write_text(yaml.safe_dump(config))
     return path
 

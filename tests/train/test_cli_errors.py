@@ -61,8 +61,8 @@ def test_missing_model(capsys, config_path, tmp_path):
 def test_inconsistent_batch_sizes(capsys, config_path):
     err = _error(capsys, ["train", "--config", str(config_path), "trainer.mini_batch_size=64"])
     assert "trainer.mini_batch_size" in err and "prompts_per_step × rollout.n" in err
-    err = _error(capsys, ["train", "--config", str(config_path), "trainer.num_workers=3"])
-    assert "trainer.num_workers" in err
+    err = _error(capsys, ["train", "--config", str(config_path), "learner.num_workers=3"])
+    assert "learner.num_workers" in err
 
 
 def test_resume_without_a_checkpoint(capsys, config_path):

@@ -21,7 +21,7 @@ SMALL = " ".join([
     "trainer.sft.steps=2", "trainer.sft.eval_every=0", "trainer.sft.batch_size=4",
     "trainer.total_steps=2", "trainer.eval_every=0", "trainer.save_every=1", "trainer.prompts_per_step=2",
     "rollout.n=4", "trainer.mini_batch_size=8", "trainer.micro_batch_size=8", "trainer.eval_max_samples=4",
-    "trainer.learner_threads=1", "metrics.progress=false",
+    "learner.threads=1", "metrics.progress=false",
 ])
 
 
@@ -49,6 +49,14 @@ def test_demo_script_runs_every_stage_into_its_own_directory(project_root: Path,
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()
              if json.loads(line).get("stage") == "pa_grpo"]
     assert steps == [1, 2]
+    # the published models carry the card with the demo's table, and load with plain transformers
+    from .test_model_card import check_card, load_and_generate  # noqa: PLC0415
+
+    for stage, folder in (("sft", run / "model" / "sft"), ("pa_grpo", run / "pa_grpo-model")):
+        check_card(folder, stage, run)
+        assert isinstance(load_and_generate(folder), str)
+    card = (run / "pa_grpo-model" / "README.md").read_text()
+    assert all(row in card for row in rows[:3])  # report.md's rows: initial, sft, pa_grpo
 
 
 def _snapshot(directory: Path) -> dict[str, int]:

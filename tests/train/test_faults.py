@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -9,7 +10,9 @@ import time
 import pytest
 
 from videop2r.train.metrics_log import read_metrics
-from videop2r.train.services_local import LocalServices, accuracy_service, judge_service, rollout_service
+from videop2r.config import load_config
+from videop2r.rollout.sglang_release import mm_process_config
+from videop2r.local_services import LocalServices, accuracy_service, judge_service, rollout_service
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -19,14 +22,18 @@ STEPS = 3
 def test_killing_services_mid_run_and_a_bad_clip(assets, make_config, tmp_path):
     logs = tmp_path / "service-logs"
     model = str(assets["model"])
-    services = [rollout_service(model, logs, "rollout-a", ["--threads", "1"]),
-                rollout_service(model, logs, "rollout-b", ["--threads", "1"]),
+    data = {"train_uri": str(assets["faulty_shards"]), "shuffle": False}  # the broken clip comes first
+    # the pods' video config, as the chart renders it: frames kept as the learner samples them
+    pod_video = ["--mm-process-config",
+                 json.dumps(mm_process_config(load_config(make_config(tmp_path / "data.yaml", tmp_path, data=data)).data))]
+    services = [rollout_service(model, logs, "rollout-a", ["--threads", "1", *pod_video]),
+                rollout_service(model, logs, "rollout-b", ["--threads", "1", *pod_video]),
                 accuracy_service(logs, extra=["--workers", "1"]), judge_service(logs, "evidence")]
     with LocalServices(services) as running:
         run_dir = tmp_path / "faults"
         config = make_config(
             tmp_path / "faults.yaml", run_dir,
-            data={"train_uri": str(assets["faulty_shards"]), "shuffle": False},  # the broken clip comes first
+            data=data,
             rollout={"endpoints": running.urls("rollout"), "max_retries": 3, "retry_backoff_s": 0.1},
             reward={"accuracy_endpoints": running.urls("reward-accuracy"),
                     "judge_endpoints": running.urls("reward-judge"), "request_retries": 1},

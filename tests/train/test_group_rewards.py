@@ -6,9 +6,11 @@ from prometheus_client import CollectorRegistry
 
 from videop2r.config import load_config
 from videop2r.data.records import VideoR1Record
+from videop2r.rewards import ProcessReward
 from videop2r.rewards.client import RewardClient
-from videop2r.train.group_rewards import GroupScorer, judge_item
-from videop2r.train.services_local import free_port
+from videop2r.rewards.requests import judge_item
+from videop2r.train.group_rewards import GroupScorer
+from videop2r.local_services import free_port
 from videop2r.train.stage import reward_shape
 
 RECORD = VideoR1Record(
@@ -43,12 +45,12 @@ async def _score(remote_endpoints: list[str]):
 async def test_in_process_scoring_gives_per_process_components():
     (right, blind, untagged), fallbacks = await _score([])
     assert fallbacks == []
-    assert right.perception == {"accuracy": 1.0, "format": 1, "length": right.perception["length"],
-                                "length_reward": 0.2, "total": 2.2}
-    assert right.reasoning["accuracy"] == 1.0 and right.reasoning_total == 2.2
+    assert right.perception == ProcessReward(format=1, length=right.perception.length, accuracy=1.0,
+                                             length_reward=0.2, total=2.2)
+    assert right.reasoning.accuracy == 1.0 and right.reasoning_total == 2.2
     assert right.sufficient and right.well_formed
-    assert blind.perception["accuracy"] == 0.0 and blind.perception_total == 1.0  # format only
-    assert blind.reasoning["accuracy"] == 0.0
+    assert blind.perception.accuracy == 0.0 and blind.perception_total == 1.0  # format only
+    assert blind.reasoning.accuracy == 0.0
     assert untagged.verdict is None and untagged.perception_total == 0.0 and not untagged.well_formed
 
 

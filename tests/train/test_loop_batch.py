@@ -1,15 +1,17 @@
-"""The driver's step math: rollouts + rewards → masks → verl-registry advantages → learner batch."""
+"""The driver's step math: rollouts + rewards → masks → per-process advantages → learner batch."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 import pytest
+import numpy as np
 import torch
 
 from videop2r.config import load_config
 from videop2r.data.records import VideoR1Record
 from videop2r.learner.batch import MULTI_MODAL_KEYS
+from videop2r.rewards import ProcessReward
 from videop2r.rollout import Completion
 from videop2r.train.batches import PromptInputs
 from videop2r.train.group_rewards import ScoredResponse
@@ -28,8 +30,8 @@ def processor(assets):
     return load_processor(assets["model"])
 
 
-def _loop(processor, estimator: str) -> PAGRPOLoop:
-    config = load_config(overrides=[f"algorithm.adv_estimator={estimator}"])
+def _loop(processor, estimator: str, *overrides: str) -> PAGRPOLoop:
+    config = load_config(overrides=[f"algorithm.adv_estimator={estimator}", *overrides])
     runtime = SimpleNamespace(config=config, processor=processor, blocked_token_ids=[])
     return PAGRPOLoop(runtime, learner=None, feed=None)
 
@@ -49,8 +51,8 @@ def _group(processor, scores: list[tuple[float, float]]) -> Group:
     for text, (r_p, r_r) in zip([GOOD, BAD], scores):
         ids = processor.tokenizer(text, add_special_tokens=False)["input_ids"] + [end]
         completions.append(Completion(text, ids, [-0.5] * len(ids), "stop", end, len(inputs.prompt_ids), "3", "u"))
-        scored.append(ScoredResponse(text, {"accuracy": r_p - 1, "format": 1, "length_reward": 0.0, "total": r_p},
-                                     {"accuracy": r_r - 1, "format": 1, "length_reward": 0.0, "total": r_r}, None))
+        scored.append(ScoredResponse(text, ProcessReward(1, 0, accuracy=r_p - 1, length_reward=0.0, total=r_p),
+                                     ProcessReward(1, 0, accuracy=r_r - 1, length_reward=0.0, total=r_r), None))
     return Group(Prompt("1-0", sample, inputs), completions, scored)
 
 
@@ -88,6 +90,34 @@ def test_grpo_spreads_one_advantage_over_all_tokens(processor):
     assert torch.allclose(row, torch.full_like(row, row[0])) and row[0] > 0
 
 
+@pytest.mark.parametrize("estimator", ["pa_grpo", "pa_grpo_no_separation", "grpo"])
+def test_the_loop_and_the_verl_adapter_give_the_same_advantages(processor, estimator):
+    from verl.trainer.ppo.core_algos import get_adv_estimator_fn
+
+    from videop2r.algorithms import registered_name
+
+    loop = _loop(processor, estimator, "algorithm.norm_eps=0.5")
+    batch, stats = loop.training_batch([_group(processor, [(2.0, 1.0), (1.0, 3.0)])])
+    metrics: dict[str, float] = {}
+    via_verl, _ = get_adv_estimator_fn(registered_name(estimator))(
+        token_level_rewards=torch.zeros(batch.batch["response_mask"].shape),
+        response_mask=batch.batch["response_mask"], index=batch.non_tensor_batch["uid"],
+        config=loop.config.algorithm, perception_mask=batch.batch["perception_mask"],
+        reasoning_mask=batch.batch["reasoning_mask"], perception_scores=torch.tensor([2.0, 1.0], dtype=torch.float64),
+        reasoning_scores=torch.tensor([1.0, 3.0], dtype=torch.float64), metrics=metrics)
+    assert torch.equal(batch.batch["advantages"], via_verl.float()) and via_verl.abs().sum() > 0
+    process = "total" if estimator == "grpo" else "perception"
+    assert stats[f"collapse/{process}"] == metrics[f"advantage/collapse_fraction/{process}"]
+
+
+def test_the_loop_takes_the_normalisation_of_its_config(processor):
+    loop = _loop(processor, "pa_grpo", "algorithm.norm_adv_by_std_in_grpo=false")
+    batch, _ = loop.training_batch([_group(processor, [(2.0, 2.0), (1.0, 1.0)])])
+    mask = batch.batch["response_mask"][0].bool()
+    good = batch.batch["advantages"][0][mask]
+    assert torch.allclose(good[:-1], torch.full_like(good[:-1], 0.5))  # R − mean, not divided by the std
+
+
 def test_rollout_seeds_are_a_pure_function_of_step_and_prompt():
     assert rollout_seed(0, 5, 1) == rollout_seed(0, 5, 1)
     assert len({rollout_seed(0, step, i) for step in range(50) for i in range(8)}) == 400
@@ -102,7 +132,7 @@ async def test_rewards_start_as_each_rollout_returns(processor):
 
     class SlowFastRollout:
         async def generate(self, payload):
-            uid = payload["rid"]
+            uid = payload["rid"][0].rsplit("-", 1)[0]  # one rid per sample: "<uid>-<i>"
             await asyncio.sleep(0.5 if uid == "1-0" else 0.05)
             events.append(("rollout_done", uid, time.monotonic()))
             return [Completion(GOOD, [1, 2], [], "stop", None, 3, "0", "u")]
@@ -110,12 +140,14 @@ async def test_rewards_start_as_each_rollout_returns(processor):
     class RecordingScorer:
         async def score_group(self, record, uid, responses):
             events.append(("score_start", uid, time.monotonic()))
-            return [ScoredResponse(r, {"total": 1.0}, {"total": 1.0}, None) for r in responses]
+            return [ScoredResponse(r, ProcessReward(0, 0, total=1.0), ProcessReward(0, 0, total=1.0), None)
+                    for r in responses]
 
     loop = _loop(processor, "pa_grpo")
     loop.rt.rollout, loop.rt.scorer = SlowFastRollout(), RecordingScorer()
     features = {"input_ids": torch.tensor([[1, 2, 3]])}
-    prompts = [Prompt(uid, SimpleNamespace(record=RECORD, video=None, image=None), PromptInputs([1, 2, 3], {}, features))
+    clip = (np.zeros((2, 28, 28, 3), dtype=np.uint8), 2.0)  # decoded frames + their fps (sent as a data: URI)
+    prompts = [Prompt(uid, SimpleNamespace(record=RECORD, video=clip, image=None), PromptInputs([1, 2, 3], {}, features))
                for uid in ("1-0", "1-1")]
     groups = await loop._collect(prompts, step=1)
     assert [g.prompt.uid for g in groups] == ["1-0", "1-1"] and not any(g.error for g in groups)

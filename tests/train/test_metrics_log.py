@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from videop2r.metrics import CATALOG
 from videop2r.train.metrics_log import MetricsLog, read_metrics, serve_metrics
-from videop2r.train.services_local import free_port
+from videop2r.local_services import free_port
 
 STEP = {
     "reward/perception/accuracy": 0.5, "reward/perception/format": 1.0, "reward/reasoning/total": 1.7,
@@ -54,11 +54,12 @@ def test_restore_rewrites_the_file_without_rows_past_the_checkpoint(tmp_path):
     assert len(read_metrics(tmp_path / "metrics.jsonl")) == 2
 
 
-def test_tensorboard_mirror(tmp_path):
-    log = MetricsLog(tmp_path, "r", tensorboard=True, registry=CollectorRegistry())
+def test_tensorboard_mirror(tmp_path, monkeypatch):
+    monkeypatch.delenv("TENSORBOARD_DIR", raising=False)
+    log = MetricsLog(tmp_path, "r", loggers=["jsonl", "tensorboard"], stage="sft", registry=CollectorRegistry())
     log.log("sft", 1, {"sft/nll": 2.0})
     log.close()
-    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert list((tmp_path / "tensorboard" / "sft").glob("events.out.tfevents.*"))
 
 
 def test_driver_metrics_endpoint_serves_per_process_rewards(tmp_path):

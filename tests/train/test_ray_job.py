@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from videop2r.train.metrics_log import read_metrics
-from videop2r.train.services_local import free_port
+from videop2r.local_services import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -43,3 +43,28 @@ def test_a_rerun_stage_replaces_its_row(tmp_path):
                                "perception_sufficiency": 0, "format_rate": 0})
     report = write_report(tmp_path).read_text()
     assert "20.0%" in report and "10.0%" not in report
+
+
+def test_the_held_out_curve_starts_at_step_0_with_the_sft_model(tmp_path, monkeypatch):
+    """The demo skips the before-eval (SFT already evaluated its output): the plot takes that row as step 0."""
+    from videop2r.train import report as report_module
+
+    append_eval(tmp_path, {"stage": "initial", "step": 0, "final": True, "reasoning_accuracy": 0.0,
+                           "perception_sufficiency": 0.0})
+    append_eval(tmp_path, {"stage": "sft", "step": 120, "final": True, "reasoning_accuracy": 0.48,
+                           "perception_sufficiency": 0.4})
+    start = report_module.stage_start(report_module.read_evals(tmp_path))
+    assert start is not None and start["stage"] == "sft"
+    log = MetricsLog(tmp_path, "demo", registry=CollectorRegistry())
+    log.log("pa_grpo", 1, {"reward/perception/total": 0.5})
+    log.log("pa_grpo_eval", 10, {"eval/reasoning_accuracy": 0.7, "eval/perception_sufficiency": 0.8})
+    plotted: list[list[float]] = []
+    import matplotlib.axes
+
+    original = matplotlib.axes.Axes.plot
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot",
+                        lambda self, xs, ys, **kw: (plotted.append([list(xs), list(ys)]), original(self, xs, ys, **kw))[1])
+    write_report(tmp_path)
+    assert [[0, 10], [0.48, 0.7]] in plotted and [[0, 10], [0.4, 0.8]] in plotted
+    append_eval(tmp_path, {"stage": "before_pa_grpo", "step": 0, "final": True, "reasoning_accuracy": 0.5})
+    assert report_module.stage_start(report_module.read_evals(tmp_path))["stage"] == "before_pa_grpo"

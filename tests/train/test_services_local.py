@@ -12,7 +12,7 @@ import time
 import psutil
 import pytest
 
-from videop2r.train.services_local import LocalServices, ServiceProcess, ServiceStartError, free_port
+from videop2r.local_services import LocalServices, ServiceProcess, ServiceStartError, free_port
 
 
 def _http_server(tmp_path, name="web") -> ServiceProcess:
@@ -48,7 +48,7 @@ def test_services_die_with_a_sigkilled_driver(tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
-        from videop2r.train.services_local import ServiceProcess, free_port
+        from videop2r.local_services import ServiceProcess, free_port
         port = free_port()
         web = ServiceProcess("web", [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
                              port, "/", Path({str(tmp_path)!r}) / "web.log")

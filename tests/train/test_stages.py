@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 STEPS = 3
 SFT_STEPS = 40  # enough for the tiny model to sometimes write the template: rewards then differ in a group
+LOGGERS = ["console", "jsonl", "tensorboard", "wandb"]
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
@@ -49,12 +50,13 @@ def reference_run(tmp_path_factory, assets, run_cli):
 
     base = tmp_path_factory.mktemp("stages")
     run_dir = base / "reference"
-    config = write_config(base / "reference.yaml", assets, run_dir, metrics={"tensorboard": True},
-                          trainer={"total_steps": STEPS, "eval_every": 2,
+    config = write_config(base / "reference.yaml", assets, run_dir,
+                          trainer={"total_steps": STEPS, "eval_every": 2, "loggers": LOGGERS,
                                    "sft": {"steps": SFT_STEPS, "batch_size": 2, "lr": 2e-3, "lr_schedule": "constant"}})
     started = time.monotonic()
-    sft = run_cli("sft", "--config", str(config))
-    train = run_cli("train", "--config", str(config), f"model.path={run_dir / 'sft-model'}")
+    offline = {"WANDB_MODE": "offline", "WANDB_DIR": str(run_dir)}  # W&B: a local run folder, nothing sent
+    sft = run_cli("sft", "--config", str(config), env=offline)
+    train = run_cli("train", "--config", str(config), f"model.path={run_dir / 'sft-model'}", env=offline)
     return {"base": base, "run_dir": run_dir, "config": config, "sft": sft, "train": train,
             "seconds": time.monotonic() - started}
 
@@ -88,7 +90,7 @@ def test_sft_then_pa_grpo_writes_models_metrics_checkpoints_and_report(reference
     for stage in ("initial", "sft", "pa_grpo"):
         assert f"| {stage} |" in report
     assert (run_dir / "rewards_perception.png").stat().st_size > 1000
-    assert list((run_dir / "tensorboard").glob("events.*"))
+    assert list((run_dir / "tensorboard" / "pa_grpo").glob("events.*"))
 
     checkpoints = store / "checkpoints" / "reference" / "pa_grpo"
     assert _latest(store, "reference") == STEPS
@@ -102,6 +104,40 @@ def test_sft_then_pa_grpo_writes_models_metrics_checkpoints_and_report(reference
     print(f"reference SFT + PA-GRPO wall time: {reference_run['seconds']:.0f}s")
 
 
+def test_published_models_carry_their_card_and_load_with_plain_transformers(reference_run):
+    from .test_model_card import check_card, load_and_generate  # noqa: PLC0415
+
+    run_dir, store = reference_run["run_dir"], reference_run["base"] / "store"
+    for stage, folder in (("sft", run_dir / "sft-model"), ("pa_grpo", run_dir / "pa_grpo-model")):
+        check_card(folder, stage, run_dir)
+        assert isinstance(load_and_generate(folder), str)
+    # exports from the SFT model do not copy its card: a checkpoint is not the SFT model
+    final = store / "checkpoints" / "reference" / "pa_grpo" / f"step-{STEPS:06d}" / "hf"
+    assert (final / "model.safetensors").is_file() and not (final / "README.md").exists()
+
+
+def test_every_logger_holds_the_same_step_series(reference_run):
+    """trainer.loggers=[console,jsonl,tensorboard,wandb]: each stage's rows (steps, evaluations, the parity
+    gate's) in all four."""
+    from .test_tracking import jsonl_series, read_tensorboard, read_wandb, series_diff  # noqa: PLC0415
+
+    run_dir = reference_run["run_dir"]
+    for stage, proc in (("sft", reference_run["sft"]), ("pa_grpo", reference_run["train"])):
+        rows = [r for r in read_metrics(run_dir / "metrics.jsonl")
+                if r["stage"] == stage or r["stage"].startswith(f"{stage}_")]  # sft_eval, pa_grpo_parity, ...
+        expected = jsonl_series(rows)
+        assert expected["videop2r_reward/perception/total" if stage == "pa_grpo" else "sft/nll"]
+        board, config = read_tensorboard(run_dir / "tensorboard" / stage)
+        assert not series_diff(board, expected), series_diff(board, expected)
+        assert "run_name: reference" in config
+        history, wandb_config = read_wandb(run_dir, f"reference-{stage}")
+        assert not series_diff(history, expected), series_diff(history, expected)
+        assert wandb_config["trainer"]["loggers"] == LOGGERS
+        console = [line for line in proc.stdout.splitlines() if line.startswith("step:")]
+        assert len(console) == len(rows)
+        assert [int(line.split(" - ")[0].removeprefix("step:")) for line in console] == [r["step"] for r in rows]
+
+
 def _children(pid: int) -> list[psutil.Process]:
     try:
         return psutil.Process(pid).children(recursive=True)
@@ -110,7 +146,11 @@ def _children(pid: int) -> list[psutil.Process]:
 
 
 def _start(args: list[str], log_path: Path) -> subprocess.Popen:
-    return subprocess.Popen(args, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+    # A Ctrl-C at a terminal reaches a process whose SIGINT is at its default. A runner started in
+    # the background by a shell without job control (`cmd &`, nohup) ignores SIGINT, children
+    # inherit that, and Python then installs no KeyboardInterrupt handler: reset it (coreutils env).
+    return subprocess.Popen(["env", "--default-signal=INT", *args], stdout=open(log_path, "w"),
+                            stderr=subprocess.STDOUT)
 
 
 def _wait_for_checkpoint(process: subprocess.Popen, store: Path, run: str, step: int, log_path: Path) -> None:

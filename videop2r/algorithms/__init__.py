@@ -1,4 +1,4 @@
-"""PA-GRPO (SPEC §4, §6): per-process advantages and the clipped-surrogate + KL loss.
+"""PA-GRPO (method §4, §6): per-process advantages and the clipped-surrogate + KL loss.
 
 Importing this package registers ``pa_grpo``, ``pa_grpo_no_separation`` and
 ``process_agnostic_grpo`` in verl's advantage-estimator registry (idempotent), so that

@@ -1,4 +1,4 @@
-"""Group-relative advantages per process: PA-GRPO, its ablations, and process-agnostic GRPO (SPEC §4, §6).
+"""Group-relative advantages per process: PA-GRPO, its ablations, and process-agnostic GRPO (method §4, §6).
 
 Within each group (the G rollouts of one prompt) and for each process k ∈ {P, R}:
 

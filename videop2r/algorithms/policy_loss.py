@@ -1,4 +1,4 @@
-"""PA-GRPO loss: clipped surrogate per process plus β·KL(π_θ || π_ref) (SPEC §4).
+"""PA-GRPO loss: clipped surrogate per process plus β·KL(π_θ || π_ref) (method §4).
 
     J = E[ Σ_k min(ρ A_k, clip(ρ, 1−ε, 1+ε) A_k) − β D_KL ]
 
@@ -8,8 +8,8 @@ per-process objective: the sum over k splits into the perception tokens and the 
 and neither process's clip touches the other's tokens. The same function therefore serves
 ``grpo`` and ``pa_grpo_no_separation`` too (their advantages are on all tokens).
 
-The surrogate is the plain PPO clip of SPEC §4 (verl's ``vanilla`` loss adds a dual clip for
-negative advantages, c = 3, which SPEC does not have; the two agree whenever ρ < 3). KL and
+The surrogate is the plain PPO clip of method §4 (verl's ``vanilla`` loss adds a dual clip for
+negative advantages, c = 3, which the paper does not have; the two agree whenever ρ < 3). KL and
 loss aggregation are verl's `kl_penalty` and `agg_loss`, so ``low_var_kl``/``k3`` is the k3
 estimator and every verl aggregation mode works.
 """
@@ -20,7 +20,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from verl.trainer.ppo.core_algos import agg_loss, kl_penalty
+try:
+    from verl.trainer.ppo.core_algos import agg_loss, kl_penalty
+except ImportError:  # a bare torch + transformers machine (bench/gpu_smoke.py): the same formulas
+    from videop2r.learner.torch_ops import agg_loss, kl_penalty
 
 _LOG_RATIO_LIMIT = 20.0  # as verl: exp(±20) keeps the ratio finite
 
@@ -34,6 +37,26 @@ def _setting(config: Any, name: str) -> Any:
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> float:
     total = mask.sum()
     return float((values * mask).sum() / total) if total > 0 else 0.0
+
+
+PROCESS_MEAN = "seq-mean-process-mean"
+
+
+def aggregate(loss_mat: torch.Tensor, mask: torch.Tensor, mode: str, perception_mask: torch.Tensor | None = None,
+              reasoning_mask: torch.Tensor | None = None, **scale: Any) -> torch.Tensor:
+    """verl's `agg_loss`, plus seq-mean-process-mean: per rollout, the mean over its perception tokens
+    plus the mean over its reasoning tokens (a missing segment adds 0), then the mean over rollouts.
+    Without process masks (SFT) that mode is the per-rollout token mean."""
+    if mode != PROCESS_MEAN:
+        return agg_loss(loss_mat=loss_mat, loss_mask=mask, loss_agg_mode=mode, **scale)
+    if perception_mask is None or reasoning_mask is None:
+        return agg_loss(loss_mat=loss_mat, loss_mask=mask, loss_agg_mode="seq-mean-token-mean", **scale)
+    per_rollout = torch.zeros(loss_mat.shape[0], dtype=loss_mat.dtype, device=loss_mat.device)
+    for process_mask in (perception_mask, reasoning_mask):
+        span = process_mask.to(mask.dtype) * mask
+        per_rollout = per_rollout + (loss_mat * span).sum(-1) / span.sum(-1).clamp(min=1)
+    rollouts = (mask.sum(-1) > 0).to(loss_mat.dtype)
+    return (per_rollout * rollouts).sum() / rollouts.sum().clamp(min=1)
 
 
 def pa_grpo_policy_loss(
@@ -77,7 +100,7 @@ def pa_grpo_policy_loss(
     unclipped = -advantages * ratio
     clipped = -advantages * torch.clamp(ratio, 1 - clip_ratio, 1 + clip_ratio)
     pg_losses = torch.maximum(unclipped, clipped)  # = −min(ρA, clip(ρ)A)
-    pg_loss = agg_loss(loss_mat=pg_losses, loss_mask=mask, loss_agg_mode=mode, **scale)
+    pg_loss = aggregate(pg_losses, mask, mode, perception_mask, reasoning_mask, **scale)
 
     is_clipped = (clipped > unclipped).float()
     metrics = {
@@ -94,7 +117,9 @@ def pa_grpo_policy_loss(
         if ref_log_prob is None:
             raise ValueError("kl_coef > 0 needs ref_log_prob")
         kl = kl_penalty(log_prob, ref_log_prob, str(_setting(config, "kl_estimator")))
-        kl_loss = agg_loss(loss_mat=kl, loss_mask=mask, loss_agg_mode=mode, **scale)
+        # the KL term of the objective is per rollout, over all its tokens
+        kl_loss = agg_loss(loss_mat=kl, loss_mask=mask, loss_agg_mode="seq-mean-token-mean" if mode == PROCESS_MEAN
+                           else mode, **scale)
         loss = pg_loss + kl_coef * kl_loss
         metrics["actor/kl_loss"] = float(kl_loss.detach())
         metrics["actor/kl"] = _masked_mean(kl.detach(), mask)

@@ -1,4 +1,4 @@
-"""The process-aware CoT data pipeline of SPEC §3 (VideoP2R-CoT-162K): generate, verify, judge.
+"""The process-aware CoT data pipeline of method §3 (VideoP2R-CoT-162K): generate, verify, judge.
 
 Public API:
 

@@ -1,4 +1,4 @@
-"""The CoT data pipeline (SPEC §3): generate → verify → judge over one shard, resumably.
+"""The CoT data pipeline (method §3): generate → verify → judge over one shard, resumably.
 
 Each step keeps a ledger in the output folder (``generate.jsonl``, ``verify.jsonl``,
 ``judge.jsonl``; with several shards each name carries ``.shard-IIIII-of-NNNNN``): one line per

@@ -1,12 +1,12 @@
-"""The three steps of SPEC §3 for one record, each a small function over the libraries.
+"""The three steps of method §3 for one record, each a small function over the libraries.
 
-1. `generate` — the teacher VLM writes a SPEC §1 output for the record's question, given its
-   video or image (the SPEC §1 prompt of `videop2r.prompting`, temperature 0 by default).
-2. `verify` — the output must match the template (both processes well-formed, SPEC §4) and its
-   answer must score Acc_t ≥ `min_accuracy` (SPEC §2; 0.6 in the paper), scored by
-   `videop2r.rewards.score_response`.
+1. `generate` — the teacher VLM writes a method §1 output for the record's question, given its
+   video or image (the method §1 prompt of `videop2r.prompting`, temperature 0 by default).
+2. `verify` — the output must match the template (both processes well-formed, method §4) and its
+   answer must score Acc_t ≥ `min_accuracy` (method §2; 0.6 in the paper), scored by
+   `videop2r.rewards.reward_parts`.
 3. `judge` — the perception judge sees the question, the correct answer and the observation
-   only (SPEC §5; `videop2r.train.group_rewards.judge_item` builds the request, the hack guard
+   only (method §5; `videop2r.rewards.requests.judge_item` builds the request, the hack guard
    runs first); only "Yes" is kept.
 """
 
@@ -17,14 +17,15 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from videop2r.data.media import MediaError
 from videop2r.data.records import VideoR1Record
-from videop2r.data.video import MediaError
 from videop2r.eval.clips import MediaLoader, media_error_reason
 from videop2r.eval.items import MediaRef
 from videop2r.eval.policy import Policy, RequestFailed, RequestRejected
-from videop2r.rewards import score_response, segment_response
+from videop2r.rewards import reward_parts, segment_response
 from videop2r.rewards.client import RewardClient, RewardRequestError, RewardServiceError
-from videop2r.train.group_rewards import judge_item
+from videop2r.rewards.judges.schema import JudgeResult
+from videop2r.rewards.requests import judge_item, score_item
 
 log = logging.getLogger(__name__)
 TEMPLATE = "template"
@@ -92,21 +93,10 @@ class Verification:
 
 def verify(record: VideoR1Record, output: str, min_accuracy: float) -> Verification:
     """Step 2: template of both processes, then Acc_t of the answer against the record's truth."""
-    request: dict[str, Any] = {
-        "id": str(record.problem_id),
-        "problem_type": record.problem_type,
-        "response": output,
-    }
-    if record.solution is not None:
-        request["solution"] = record.solution
-    if record.answer is not None:
-        request["answer"] = record.answer
-    if record.options:
-        request["options"] = list(record.options)
-    scored = score_response(request)
-    perception_format = int(scored["perception"]["format"])
-    reasoning_format = int(scored["reasoning"]["format"])
-    accuracy = float(scored["reasoning"]["accuracy"])
+    request = score_item(record, str(record.problem_id), output)
+    parts = reward_parts(request)
+    perception_format, reasoning_format = parts.perception.format, parts.reasoning.format
+    accuracy = float(parts.reasoning.accuracy or 0.0)  # always known: Acc_t needs no judge
     if not (perception_format and reasoning_format):
         return Verification(False, TEMPLATE, accuracy, perception_format, reasoning_format)
     if accuracy < min_accuracy:
@@ -119,17 +109,16 @@ async def judge(record: VideoR1Record, output: str, client: RewardClient) -> dic
     ident = str(record.problem_id)
     item = judge_item(record, ident, output)
     if item is None:  # verified outputs always have one; kept for safety
-        return {
-            "id": ident,
-            "sufficient": False,
-            "refused": False,
-            "error": False,
-            "reason": "no observation",
-        }
+        return _judge_line(ident, JudgeResult(id=ident, sufficient=False, reason="no observation"))
     try:
         (result,) = await client.judge([item])
     except (RewardServiceError, RewardRequestError) as exc:
-        return {"id": ident, "sufficient": False, "refused": False, "error": True, "reason": str(exc)}
+        return _judge_line(ident, JudgeResult(id=ident, sufficient=False, error=True, reason=str(exc)))
+    return _judge_line(ident, result)
+
+
+def _judge_line(ident: str, result: JudgeResult) -> dict[str, Any]:
+    """The judge ledger's line for a verdict."""
     return {
         "id": ident,
         "sufficient": bool(result.sufficient),
@@ -140,7 +129,7 @@ async def judge(record: VideoR1Record, output: str, client: RewardClient) -> dic
 
 
 def cot_record(record: VideoR1Record, output: str, teacher: str) -> dict[str, Any]:
-    """The kept record in the VideoP2R CoT layout (SPEC §7): the question's fields plus
+    """The kept record in the VideoP2R CoT layout (method §7): the question's fields plus
     ``observation`` / ``process`` (each with its tags, as the released set and `videop2r data synth`
     write them) and the whole ``output``, which `videop2r sft` trains on."""
     text = output.strip()

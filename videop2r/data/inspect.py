@@ -25,7 +25,8 @@ _PROBE_PIXELS = 4 * 28 * 28
 
 def probe_media(source: str | Path | bytes, data_type: str, data_config: DataConfig) -> str | None:
     """None if the media decodes, else a one-line reason ("truncated: clip.mp4: ...")."""
-    from videop2r.data.video import MediaError, load_image, load_video  # PyAV only when probing
+    from videop2r.data.media import MediaError
+    from videop2r.data.video import load_image, load_video  # PyAV only when probing
 
     try:
         if data_type == "image":

@@ -1,4 +1,4 @@
-"""Video-R1 / VideoP2R question records (SPEC §7), read as they are and validated with pydantic.
+"""Video-R1 / VideoP2R question records (method §7), read as they are and validated with pydantic.
 
 A record is one question about one video or image: `problem`, `options` (multiple choice),
 `solution` (``<answer>..</answer>``), `path` to the media, `data_type`, `problem_type`,
@@ -69,7 +69,7 @@ class VideoR1Record(BaseModel):
     data_type: DataType
     problem_type: ProblemType
     data_source: str | None = None
-    # -- CoT set (VideoP2R-CoT / Video-R1-CoT): the reference output in the SPEC §1 template
+    # -- CoT set (VideoP2R-CoT / Video-R1-CoT): the reference output in the method §1 template
     observation: str | None = None
     process: str | None = None
     output: str | None = None
@@ -231,3 +231,10 @@ def write_records(path: str | Path, records: Iterable[VideoR1Record | dict[str, 
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def question_kind(record: Any) -> str:
+    """What a question asks about: the fact a multiple-choice question checks ("colour"), else its type."""
+    if record.problem_type == "multiple choice" and record.evidence and len(record.evidence) == 1:
+        return str(record.evidence[0]).split(":", 1)[0].strip() or record.problem_type
+    return record.problem_type

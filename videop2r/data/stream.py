@@ -248,9 +248,3 @@ class ShardStream:
         if position + 1 >= self.num_records:
             return StreamCursor(epoch + 1, 0, self.seed, self.dataset_id)
         return StreamCursor(epoch, position + 1, self.seed, self.dataset_id)
-
-
-def stream_samples(uri: str, data_config: DataConfig | None = None, storage_config: StorageConfig | None = None,
-                   **options: Any) -> Iterator[Sample]:
-    """`iter(ShardStream(uri, data_config, storage_config, **options))`."""
-    return iter(ShardStream(uri, data_config, storage_config, **options))

@@ -1,9 +1,9 @@
-"""Evaluation on the paper's seven benchmarks (SPEC §6) plus the synthetic set.
+"""Evaluation on the paper's seven benchmarks (method §6) plus the synthetic set.
 
 Public API:
 
 - ``run_eval(EvalRequest, config) -> EvalOutcome`` (label, reports, summary path) — the `videop2r eval` command:
-  resumable per-item JSONL ``<output>/<benchmark>.jsonl``, ``summary.md`` (SPEC §6 Table 1's row,
+  resumable per-item JSONL ``<output>/<benchmark>.jsonl``, ``summary.md`` (method §6 Table 1's row,
   diagnostics, breakdowns, failures) and ``summary.json``.
 - ``get_benchmark(name)`` / ``benchmark_names()`` — adapters that read each benchmark's own
   release (``videop2r.eval.benchmarks``); ``BenchmarkSource.open(uri)`` — a release folder,

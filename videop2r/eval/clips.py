@@ -10,7 +10,7 @@ the frames they contain):
 - a question image shown after the clip (VideoMMMU adaptation): resized to the frame size and
   appended twice, so the frame count stays a multiple of the temporal patch (2).
 
-Anything unusable raises `videop2r.data.video.MediaError` with a `reason` (missing, unreadable,
+Anything unusable raises `videop2r.data.media.MediaError` with a `reason` (missing, unreadable,
 too_short, ...): the runner records it as the item's failure, scored wrong.
 """
 
@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from videop2r.config import DataConfig, EvalConfig
-from videop2r.data.video import MediaError, load_image, load_video
+from videop2r.data.media import MediaError
+from videop2r.data.video import load_image, load_video
 from videop2r.data.vision_rules import SamplingRuleError, plan_video_sampling
 from videop2r.eval.items import MediaRef
 from videop2r.eval.source import AnnotationError, BenchmarkSource

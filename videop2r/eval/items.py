@@ -1,7 +1,7 @@
 """What a benchmark adapter yields: questions (`EvalItem`) and the rows it could not read (`BadRow`).
 
 Every benchmark is brought to one shape: a question with its `Options:` lines, the ground truth,
-the SPEC §2 problem type that picks the prompt's answer hint, the metric that scores it, and
+the method §2 problem type that picks the prompt's answer hint, the metric that scores it, and
 where its media lives under the benchmark's folder. A row that cannot become an item is not
 dropped: it is a `BadRow`, recorded and scored as wrong like any failed item.
 """
@@ -43,7 +43,7 @@ class MediaRef(BaseModel):
 
 
 class EvalItem(BaseModel):
-    """One benchmark question, ready for the SPEC §1 prompt and for scoring."""
+    """One benchmark question, ready for the method §1 prompt and for scoring."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -54,7 +54,7 @@ class EvalItem(BaseModel):
     options: tuple[str, ...] = ()
     # -- the ground truth: an option letter, a number or a text
     answer: str
-    # -- SPEC §2 problem type (selects the prompt's answer hint and the Acc_t rule)
+    # -- method §2 problem type (selects the prompt's answer hint and the Acc_t rule)
     problem_type: Literal["multiple choice", "numerical", "OCR", "free-form", "regression"]
     metric: Metric = "accuracy"
     media: MediaRef

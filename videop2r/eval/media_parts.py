@@ -6,10 +6,10 @@
   travel as a small MP4 of the frames we sampled (`clip_mp4`).
 - ``images``: one ``image_url`` JPEG data URI per sampled frame — what hosted APIs take (they
   have no video input); the frames are the ones sampled by our settings.
-- ``frames``: our exact-frames object (``videop2r.rollout.media``) — the embedded server only;
-  the server sees bit-identical frames.
+- ``frames``: the exact sampled frames as a lossless ``video_url`` data URI
+  (``videop2r.rollout.media.encode_video_uri``): the server sees bit-identical frames.
 
-An image medium is one ``image_url`` part (``frames``: our exact-pixels object).
+An image medium is one ``image_url`` part (``frames``: a lossless PNG data URI).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from videop2r.eval.clips import LoadedMedia
-from videop2r.rollout.media import encode_frames, encode_image
+from videop2r.rollout.media import encode_image_uri, encode_video_uri
 
 CHAT_MEDIA = ("video_url", "images", "frames")
 JPEG_QUALITY = 90
@@ -71,17 +71,18 @@ def video_file_uri(media: LoadedMedia) -> str:
 
 
 def media_parts(media: LoadedMedia, mode: str) -> list[dict[str, Any]]:
-    """Content parts carrying `media` (placed before the question text, as SPEC §1's prompt does)."""
+    """Content parts carrying `media` (placed before the question text, as method §1's prompt does)."""
     if mode not in CHAT_MEDIA:
         raise ValueError(f"unknown chat media mode {mode!r}; expected one of {CHAT_MEDIA}")
     if media.kind == "image":
         if mode == "frames":
-            return [{"type": "image", "image": encode_image(media.image)}]
+            return [{"type": "image_url", "image_url": {"url": encode_image_uri(media.image)}}]
         if mode == "video_url" and media.source is not None:
             return [{"type": "image_url", "image_url": {"url": data_uri(media.source, media.mime)}}]
         return [{"type": "image_url", "image_url": {"url": jpeg_uri(media.image)}}]
     if mode == "frames":
-        return [{"type": "video", "video": encode_frames(media.frames, float(media.fps))}]
+        # the exact sampled frames, losslessly (OpenAI-style video_url part, as SGLang's chat reads it)
+        return [{"type": "video_url", "video_url": {"url": encode_video_uri(media.frames, float(media.fps))}}]
     if mode == "video_url":
         return [{"type": "video_url", "video_url": {"url": video_file_uri(media)}}]
     return [{"type": "image_url", "image_url": {"url": jpeg_uri(frame)}} for frame in media.frames]

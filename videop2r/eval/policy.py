@@ -1,11 +1,11 @@
-"""The model being asked: one SPEC §1 prompt + one medium in, the response text out.
+"""The model being asked: one method §1 prompt + one medium in, the response text out.
 
 Two transports, the same question:
 
 - `GenerateTransport` — SGLang's native ``/generate`` through `videop2r.rollout.RolloutClient`
-  (the embedded server or SGLang pods, failover across endpoints): the prompt goes as the exact
-  token ids `videop2r.prompting.build_inputs` makes, the video as the exact frames sampled at
-  the inference settings, so the server sees what the learner would. Needs the checkpoint's
+  (the embedded server or SGLang pods, failover across endpoints): the prompt goes as ``text``
+  with one media placeholder, the video as a lossless data URI of the exact frames sampled at
+  the inference settings (SGLang 0.5.23's format), so the server sees what the learner would. Needs the checkpoint's
   processor.
 - `ChatTransport` — ``/v1/chat/completions`` of any OpenAI-compatible server; the server renders
   the chat template, the medium travels as `videop2r.eval.media_parts` makes it.
@@ -47,18 +47,19 @@ class Policy(ABC):
 
     @abstractmethod
     async def respond(self, fields: dict[str, Any], media: LoadedMedia | None) -> str:
-        """The response to the SPEC §1 prompt of `fields` (problem, options, problem_type, data_type)."""
+        """The response to the method §1 prompt of `fields` (problem, options, problem_type, data_type)."""
 
     async def aclose(self) -> None:
         """Release connections."""
 
 
 class GenerateTransport(Policy):
-    """The SPEC §1 prompt to SGLang ``/generate`` endpoints.
+    """The method §1 prompt to SGLang ``/generate`` endpoints.
 
-    `video_transport` (``rollout.video_transport``): ``frames`` sends the exact prompt ids and the exact
-    sampled frames (the embedded server: bit-identical visual tokens); ``source`` sends the rendered
-    prompt text and the video file as a base64 data URI, which SGLang pods decode and sample themselves.
+    Both transports send SGLang 0.5.23's format: the rendered prompt as ``text`` with one media
+    placeholder. `video_transport` (``rollout.video_transport``): ``frames`` sends the exact sampled
+    frames as a lossless data URI (learner-identical visual tokens); ``source`` sends the video file
+    itself as a data URI, which the server decodes and samples.
     """
 
     def __init__(
@@ -92,32 +93,25 @@ class GenerateTransport(Policy):
         try:
             if self.video_transport == "source":
                 return self._source_payload(fields, media)
+            # "frames": the exact sampled frames as a lossless data: URI (SGLang's own format)
+            prompt = self._prompt(fields, media.kind)
             if media.kind == "video":
-                inputs = prompting.build_inputs(self.processor, fields, media.frames, fps=media.fps)
-                return generate_payload(
-                    input_ids=inputs["input_ids"][0].tolist(),
-                    video=(media.frames, media.fps),
-                    sampling=self.sampling,
-                    return_logprob=False,
-                )
-            inputs = prompting.build_inputs(self.processor, fields, media.image)
-            return generate_payload(
-                input_ids=inputs["input_ids"][0].tolist(),
-                image=media.image,
-                sampling=self.sampling,
-                return_logprob=False,
-            )
+                return generate_payload(text=prompt, video=(media.frames, media.fps), sampling=self.sampling,
+                                        return_logprob=False)
+            return generate_payload(text=prompt, image=media.image, sampling=self.sampling, return_logprob=False)
         except (prompting.PromptError, ValueError) as exc:
             raise RequestRejected(f"cannot build the prompt: {exc}") from exc
 
+    def _prompt(self, fields: dict[str, Any], kind: str) -> str:
+        """The rendered prompt with one media placeholder (the server expands it)."""
+        text = prompting.user_prompt(fields["problem"], fields.get("options"), fields["problem_type"], kind)
+        return self.processor.apply_chat_template(
+            prompting.chat_messages(text, kind), tokenize=False, add_generation_prompt=True
+        )
+
     def _source_payload(self, fields: dict[str, Any], media: LoadedMedia) -> dict[str, Any]:
         """Prompt text with one media placeholder (the server expands it) and the medium as a data URI."""
-        text = prompting.user_prompt(
-            fields["problem"], fields.get("options"), fields["problem_type"], media.kind
-        )
-        prompt = self.processor.apply_chat_template(
-            prompting.chat_messages(text, media.kind), tokenize=False, add_generation_prompt=True
-        )
+        prompt = self._prompt(fields, media.kind)
         if media.kind == "video":
             return generate_payload(
                 text=prompt, video=video_file_uri(media), sampling=self.sampling, return_logprob=False
@@ -142,7 +136,7 @@ class GenerateTransport(Policy):
 
 
 class ChatTransport(Policy):
-    """SPEC §1 prompt as an OpenAI chat message, the medium as `media_parts(mode)`."""
+    """method §1 prompt as an OpenAI chat message, the medium as `media_parts(mode)`."""
 
     def __init__(
         self,

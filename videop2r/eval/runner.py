@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from videop2r.config import EvalConfig
-from videop2r.data.video import MediaError
+from videop2r.data.media import MediaError
 from videop2r.eval.benchmarks import BenchmarkAdapter
+from videop2r.eval.blind import blank
 from videop2r.eval.chat_client import ChatClient, ChatError
 from videop2r.eval.clips import MediaLoader, inference_data_config, media_error_reason
 from videop2r.eval.items import BadRow, EvalItem
@@ -98,8 +99,10 @@ class BenchmarkRunner:
         sufficiency: ChatClient | None = None,
         progress: bool = True,
         registry: Any = None,
+        blind: bool = False,
     ) -> None:
         self.adapter = adapter
+        self.blind = blind  # --blind's second pass: every frame blanked (videop2r.eval.blind)
         self.source = source
         self.policy = policy
         self.config = config
@@ -206,6 +209,8 @@ class BenchmarkRunner:
                 "%s: item %s: unexpected error loading %s", self.adapter.name, row.id, row.media.keys[0]
             )
             return {**base, "status": "bad_media", "score": 0.0, "error": f"{type(exc).__name__}: {exc}"}
+        if self.blind:
+            media = blank(media)
         try:
             response = await self.policy.respond(row.prompt_fields(), media)
         except RequestRejected as exc:

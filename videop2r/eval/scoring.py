@@ -1,16 +1,16 @@
 """Score one response to one benchmark item, and read the process diagnostics off it.
 
-The answer is the stripped text of the first ``<answer>`` block (SPEC §2; `segment_response`);
+The answer is the stripped text of the first ``<answer>`` block (method §2; `segment_response`);
 a response without one scores 0 and is counted as ``no_answer``. The metric is the item's:
 
-- ``accuracy`` — Acc_t of SPEC §2 by problem type (option letter for multiple choice);
+- ``accuracy`` — Acc_t of method §2 by problem type (option letter for multiple choice);
 - ``mra`` — VSI-Bench's mean relative accuracy; the number is read as lmms-eval reads it (the
   first word of the answer, a trailing period dropped);
 - ``open_match`` — the MMMU/VideoMMMU open-answer rule: numbers equal after rounding to 2
   decimals, or the lower-cased ground truth found inside the answer.
 
-Diagnostics: the template check of both processes (SPEC §4 format), the think/answer mismatch
-(`videop2r.train.consistency`, the trainer's definition) and the observation text.
+Diagnostics: the template check of both processes (method §4 format), the think/answer mismatch
+(`videop2r.rewards.consistency`, the trainer's definition) and the observation text.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from videop2r.eval.items import EvalItem
 from videop2r.rewards import answer_accuracy, mean_relative_accuracy, segment_response
 from videop2r.rewards.accuracy import parse_number
 from videop2r.rewards.segments import OBSERVATION_CLOSE, OBSERVATION_OPEN
-from videop2r.train.consistency import think_answer_mismatch
+from videop2r.rewards.consistency import think_answer_mismatch
 
 _NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?")
 

@@ -27,6 +27,7 @@ import httpx
 
 from videop2r.config import ConfigError, VideoP2RConfig
 from videop2r.eval.benchmarks import get_benchmark
+from videop2r.eval.blind import BLIND_DIR
 from videop2r.eval.chat_client import ChatClient
 from videop2r.eval.policy import ChatTransport, GenerateTransport, Policy
 from videop2r.eval.runner import BenchmarkReport, BenchmarkRunner, EndpointDown, result_path
@@ -50,6 +51,8 @@ class EvalRequest:
     label: str | None = None
     fresh: bool = False
     progress: bool = True
+    # -- also run every benchmark with its frames blanked (videop2r.eval.blind)
+    blind: bool = False
 
 
 def benchmark_uri(request: EvalRequest, name: str) -> str:
@@ -114,7 +117,7 @@ def check_output(out_dir: Path, settings: dict[str, Any], benchmarks: list[str],
 def local_server(model_dir: str, log_dir: Path) -> Iterator[tuple[list[str], Callable[[], None]]]:
     """A `videop2r serve rollout` process on `model_dir` for the run's duration: its URL, and a call that
     waits until it is healthy (the caller loads the processor meanwhile)."""
-    from videop2r.train.services_local import LocalServices, ServiceStartError, rollout_service
+    from videop2r.local_services import LocalServices, ServiceStartError, rollout_service
 
     service = rollout_service(model_dir, log_dir, name="eval-rollout")
     services = LocalServices([service], start_timeout_s=600.0).start()
@@ -220,6 +223,8 @@ class EvalOutcome:
     label: str
     reports: list[BenchmarkReport]
     summary: Path
+    # -- --blind: the same benchmarks with blank frames (empty without --blind)
+    blind_reports: list[BenchmarkReport] = field(default_factory=list)
 
 
 def run_eval(request: EvalRequest, config: VideoP2RConfig) -> EvalOutcome:
@@ -240,10 +245,10 @@ def run_eval(request: EvalRequest, config: VideoP2RConfig) -> EvalOutcome:
         label = default_label(request, config, endpoints, transport)
         settings = settings_of(config, label, transport)
         check_output(out_dir, settings, names, request.fresh)
-        reports = asyncio.run(
-            _run_all(adapters, sources, policy, out_dir, config, label, settings, request.progress)
+        reports, blind_reports = asyncio.run(
+            _run_all(adapters, sources, policy, out_dir, config, label, settings, request.progress, request.blind)
         )
-    return EvalOutcome(label, reports, out_dir / "summary.md")
+    return EvalOutcome(label, reports, out_dir / "summary.md", blind_reports or [])
 
 
 async def _run_all(
@@ -255,7 +260,8 @@ async def _run_all(
     label: str,
     settings: dict[str, Any],
     progress: bool,
-) -> list[BenchmarkReport]:
+    blind: bool = False,
+) -> tuple[list[BenchmarkReport], list[BenchmarkReport] | None]:
     ev = config.eval
     sufficiency = (
         ChatClient(
@@ -269,6 +275,7 @@ async def _run_all(
         else None
     )
     reports: list[BenchmarkReport] = []
+    blind_reports: list[BenchmarkReport] | None = [] if blind else None
     try:
         for adapter in adapters:
             runner = BenchmarkRunner(
@@ -282,7 +289,13 @@ async def _run_all(
             )
             report = await runner.run()
             reports.append(report)
-            write_summary(out_dir, label, reports, settings)
+            if blind_reports is not None and not report.stopped and not report.error:
+                blank_runner = BenchmarkRunner(adapter, sources[adapter.name], policy, out_dir / BLIND_DIR, ev,
+                                               progress=progress, blind=True)
+                blind_report = await blank_runner.run()
+                blind_reports.append(blind_report)
+                report.stopped = report.stopped or blind_report.stopped
+            write_summary(out_dir, label, reports, settings, blind_reports)
             if report.stopped:
                 log.error(
                     "stopping: %s (finished items are kept; rerun the same command to resume)", report.stopped
@@ -293,4 +306,4 @@ async def _run_all(
         if sufficiency is not None:
             await sufficiency.aclose()
     log.info("results in %s", out_dir / "summary.md")
-    return reports
+    return reports, blind_reports

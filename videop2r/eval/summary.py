@@ -1,4 +1,4 @@
-"""The summary of an eval run: SPEC §6 Table 1's row, diagnostics, breakdowns and failures.
+"""The summary of an eval run: method §6 Table 1's row, diagnostics, breakdowns and failures.
 
 ``summary.md`` opens with the paper's table — the seven benchmarks in the paper's order, accuracy
 in %, one decimal, "–" for a benchmark not run, and Avg over the ones that were — then the
@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from videop2r.eval.benchmarks import PAPER_ORDER, get_benchmark
+from videop2r.eval.blind import ablation_json, video_ablation
 from videop2r.eval.runner import STATUSES, BenchmarkReport
 
 DASH = "–"
@@ -30,7 +31,7 @@ def paper_average(reports: list[BenchmarkReport]) -> tuple[float | None, int]:
 
 
 def table1(label: str, reports: list[BenchmarkReport]) -> str:
-    """SPEC §6 Table 1's header and this run's row (markdown)."""
+    """method §6 Table 1's header and this run's row (markdown)."""
     by_name = {report.name: report for report in reports}
     titles = [get_benchmark(name).title for name in PAPER_ORDER]
     cells = [pct(by_name[name].score) if name in by_name else DASH for name in PAPER_ORDER]
@@ -124,14 +125,17 @@ def failures(reports: list[BenchmarkReport]) -> str:
     return "\n".join(parts) or "None."
 
 
-def render(label: str, reports: list[BenchmarkReport], settings: dict[str, object]) -> str:
+def render(label: str, reports: list[BenchmarkReport], settings: dict[str, object],
+           blind: list[BenchmarkReport] | None = None) -> str:
     setting_line = ", ".join(f"{key} {value}" for key, value in settings.items())
+    ablation = [] if blind is None else ["## Without the video (--blind)\n\n" + video_ablation(reports, blind)]
     return (
         "\n\n".join(
             [
                 f"# Evaluation: {label}",
                 f"Settings: {setting_line}.",
                 table1(label, reports) + _other_scores(reports),
+                *ablation,
                 "## Diagnostics\n\n" + diagnostics(reports),
                 "## Breakdown\n\n" + breakdowns(reports),
                 "## Failures\n\n" + failures(reports),
@@ -142,9 +146,11 @@ def render(label: str, reports: list[BenchmarkReport], settings: dict[str, objec
 
 
 def write_summary(
-    out_dir: Path, label: str, reports: list[BenchmarkReport], settings: dict[str, object]
+    out_dir: Path, label: str, reports: list[BenchmarkReport], settings: dict[str, object],
+    blind: list[BenchmarkReport] | None = None,
 ) -> Path:
-    """Write ``summary.md`` and ``summary.json`` into `out_dir`; returns the markdown path."""
+    """Write ``summary.md`` and ``summary.json`` into `out_dir` (with `blind`: the --blind pass's
+    accuracies next to the normal ones); returns the markdown path."""
     out_dir = Path(out_dir)
     average, count = paper_average(reports)
     data = {
@@ -154,7 +160,9 @@ def write_summary(
         "average_over": count,
         "benchmarks": {report.name: asdict(report) for report in reports},
     }
+    if blind is not None:
+        data["blind"] = ablation_json(reports, blind)
     (out_dir / "summary.json").write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
     path = out_dir / "summary.md"
-    path.write_text(render(label, reports, settings))
+    path.write_text(render(label, reports, settings, blind))
     return path

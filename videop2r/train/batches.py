@@ -36,7 +36,7 @@ class PromptInputs:
 
 
 def prompt_inputs(processor: Any, sample: Any) -> PromptInputs:
-    """The SPEC §1 prompt of `sample` as model inputs (raises prompting.PromptError if it has none)."""
+    """The method §1 prompt of `sample` as model inputs (raises prompting.PromptError if it has none)."""
     from videop2r.prompting import build_inputs
 
     features = build_inputs(processor, sample)

@@ -158,3 +158,16 @@ class CheckpointStore:
         if ckpt is None:
             raise CheckpointError(f"--resume: no complete checkpoint under {self.store.uri}/{self.run_prefix}")
         return ckpt
+
+
+def restore_driver_rng(rng_state: Any) -> None:
+    """Put back the driver's Python and NumPy RNG states saved with a checkpoint."""
+    import random
+
+    import numpy as np
+
+    if isinstance(rng_state, dict):
+        if "python" in rng_state:
+            random.setstate(rng_state["python"])
+        if "numpy" in rng_state:
+            np.random.set_state(rng_state["numpy"])

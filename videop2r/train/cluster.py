@@ -12,7 +12,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from videop2r.config import VideoP2RConfig
 
 log = logging.getLogger(__name__)
 
@@ -42,3 +46,48 @@ def ray_session(address: str = "", num_cpus: int | None = None) -> Iterator[str]
         yield where
     finally:
         ray.shutdown()
+
+
+def learner_layout(num_workers: int, use_gpu: bool, nodes: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Learner workers per node for verl's `RayResourcePool(process_on_nodes=...)`.
+
+    verl makes one STRICT_PACK placement group per entry, each bundle {CPU: 1, GPU: 1 if use_gpu}:
+    a single entry larger than any node never schedules (verl waits without a deadline). So the
+    workers go on as few nodes as possible: one entry when a node holds them all, else the
+    biggest nodes first (16 workers on two 8-GPU learner pods: [8, 8]). `nodes` is `ray.nodes()`.
+    A cluster too small for `num_workers` gets [num_workers]; the Learner refuses it by name.
+    """
+    capacities = []
+    for node in nodes:
+        if not node.get("Alive", True):
+            continue
+        resources = node.get("Resources") or {}
+        cpus = int(resources.get("CPU", 0))
+        capacity = min(cpus, int(resources.get("GPU", 0))) if use_gpu else cpus
+        if capacity > 0:
+            capacities.append(capacity)
+    capacities.sort(reverse=True)
+    if not capacities or capacities[0] >= num_workers or sum(capacities) < num_workers:
+        return [num_workers]
+    layout, remaining = [], num_workers
+    for capacity in capacities:
+        take = min(capacity, remaining)
+        layout.append(take)
+        remaining -= take
+        if remaining == 0:
+            break
+    return layout
+
+
+def learner_placement(config: VideoP2RConfig) -> list[int]:
+    """`learner_layout` of learner.num_workers on the connected Ray cluster, deciding GPU use as
+    the Learner does (cuda; or auto with a GPU per worker in the cluster)."""
+    import ray
+
+    num_workers, device = config.learner.num_workers, config.learner.device
+
+    use_gpu = device == "cuda" or (device == "auto" and ray.cluster_resources().get("GPU", 0) >= num_workers)
+    layout = learner_layout(num_workers, use_gpu, ray.nodes())
+    if len(layout) > 1:
+        log.info("learner: %d workers over %d nodes %s", num_workers, len(layout), layout)
+    return layout

@@ -14,29 +14,30 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from videop2r.rewards import RewardShape, segment_response, with_perception_verdict
+from videop2r.rewards import ProcessReward, RewardParts, RewardShape, perception_judged
 from videop2r.rewards.client import RewardClient, RewardServiceError
 from videop2r.rewards.judges.schema import JudgeResult
+from videop2r.rewards.requests import judge_item, score_item
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class ScoredResponse:
-    """Rewards of one response: the `score_response` dict with the judge's verdict filled in."""
+    """Rewards of one response: its `RewardParts` with the judge's verdict filled in."""
 
     text: str
-    perception: dict[str, Any]
-    reasoning: dict[str, Any]
+    perception: ProcessReward
+    reasoning: ProcessReward
     verdict: JudgeResult | None
 
     @property
     def perception_total(self) -> float:
-        return float(self.perception.get("total", 0.0))
+        return float(self.perception.total or 0.0)
 
     @property
     def reasoning_total(self) -> float:
-        return float(self.reasoning.get("total", 0.0))
+        return float(self.reasoning.total or 0.0)
 
     @property
     def sufficient(self) -> bool:
@@ -44,40 +45,7 @@ class ScoredResponse:
 
     @property
     def well_formed(self) -> bool:
-        return bool(self.perception.get("format")) and bool(self.reasoning.get("format"))
-
-
-def score_item(record: Any, item_id: str, response: str) -> dict[str, Any]:
-    """A reward-accuracy request (`videop2r rewards score` input line) for one response."""
-    item: dict[str, Any] = {"id": item_id, "problem_type": record.problem_type, "response": response}
-    if record.solution is not None:
-        item["solution"] = record.solution
-    if record.answer is not None:
-        item["answer"] = record.answer
-    if record.options:
-        item["options"] = list(record.options)
-    return item
-
-
-def judge_item(record: Any, item_id: str, response: str) -> dict[str, Any] | None:
-    """A reward-judge request for the response's observation; None when it has no observation."""
-    segments = segment_response(response)
-    if segments.perception is None:
-        return None
-    item: dict[str, Any] = {
-        "id": item_id,
-        "question": record.problem,
-        "answer": record.ground_truth or "",
-        "observation": segments.perception.of(response),
-        "data_type": record.data_type,
-    }
-    if record.options:
-        item["options"] = list(record.options)
-    if record.evidence:
-        item["evidence"] = list(record.evidence)
-    if record.observation:
-        item["reference_observation"] = record.observation
-    return item
+        return bool(self.perception.format) and bool(self.reasoning.format)
 
 
 class GroupScorer:
@@ -121,6 +89,7 @@ class GroupScorer:
         out = []
         for item_id, text, line in zip(ids, responses, scored):
             verdict = by_id.get(item_id)
-            full = with_perception_verdict(line, bool(verdict and verdict.sufficient), self.shape)
-            out.append(ScoredResponse(text, full["perception"], full["reasoning"], verdict))
+            sufficient = bool(verdict and verdict.sufficient)
+            parts = perception_judged(RewardParts.from_json(line), sufficient, self.shape)
+            out.append(ScoredResponse(text, parts.perception, parts.reasoning, verdict))
         return out

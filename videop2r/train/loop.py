@@ -1,11 +1,11 @@
-"""`videop2r train`: the PA-GRPO driver (SPEC §4) — the loop of ARCHITECTURE.md and nothing else.
+"""`videop2r train`: the PA-GRPO driver (method §4) — the loop of docs/architecture.md and nothing else.
 
 One step:
 1. take `prompts_per_step` samples from the shard stream (bad media: skipped and counted there);
 2. ask the rollout endpoints for G = rollout.n samples of each prompt, all prompts concurrently;
    as soon as one prompt's rollouts return, its rewards are requested (accuracy + judge, in
    parallel) while the other prompts are still generating;
-3. per-process advantages with the estimator `algorithm.adv_estimator` from verl's registry;
+3. per-process advantages with the estimator `algorithm.adv_estimator` (videop2r.algorithms);
 4. old (and reference) log-probs and one policy update on the learner group;
 5. weight sync to the rollout endpoints every `sync_every` steps (and at every eval/checkpoint),
    held-out evaluation every `eval_every`, a checkpoint every `save_every`.
@@ -22,8 +22,6 @@ import asyncio
 import logging
 import random
 import time
-from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,12 +29,17 @@ import numpy as np
 import torch
 
 from videop2r.config import VideoP2RConfig
+from videop2r.prompting import PromptError
+from videop2r.rewards.consistency import think_answer_mismatch
 from videop2r.rollout import Completion, RolloutError, sample_payload, sampling_params
 from videop2r.train.batches import PromptInputs, prompt_inputs, with_training_fields
-from videop2r.train.checkpoint import Checkpoint
-from videop2r.train.consistency import think_answer_mismatch
+from videop2r.train.checkpoint import Checkpoint, restore_driver_rng
+from videop2r.train.dumps import dump_rollouts
+from videop2r.train.feed import SampleFeed, SkipRule
 from videop2r.train.group_rewards import ScoredResponse
+from videop2r.train.parity import batch_gap, parity_gate
 from videop2r.train.stage import StageRuntime
+from videop2r.train.update import BatchSkipped, impute_judge_errors
 
 log = logging.getLogger(__name__)
 
@@ -73,47 +76,14 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else 0.0
 
 
-class PromptFeed:
-    """Prompts from the training shards, resumable: `cursor` is the stream position after the last one."""
-
-    def __init__(self, config: VideoP2RConfig, processor: Any, uri: str, cursor: dict | None,
-                 skip_counter: Any) -> None:
-        from videop2r.data.stream import ShardStream
-
-        self.processor = processor
-        self.stream = ShardStream(uri, config.data, config.storage, epochs=None, cursor=cursor)
-        self.cursor = self.stream.start.to_dict()
-        self._samples: Iterator[Any] = iter(self.stream)
-        self.skip_counter = skip_counter
-        self.skipped: Counter[str] = Counter()
-
-    def take(self, count: int) -> list[tuple[Any, PromptInputs]]:
-        from videop2r.prompting import PromptError
-
-        taken = []
-        while len(taken) < count:
-            sample = next(self._samples)
-            self.cursor = sample.cursor.to_dict()
-            try:
-                inputs = prompt_inputs(self.processor, sample)
-            except PromptError as exc:
-                log.warning("skipping record %s: cannot build its prompt: %s", sample.record.problem_id, exc)
-                self.skipped["bad_prompt"] += 1
-                self.skip_counter("bad_prompt")
-                continue
-            taken.append((sample, inputs))
-        return taken
-
-    def close(self) -> None:
-        close = getattr(self._samples, "close", None)
-        if close is not None:
-            close()
+# a record whose prompt cannot be built is skipped, logged and counted
+BAD_PROMPT = SkipRule(PromptError, "bad_prompt")
 
 
 class PAGRPOLoop:
     """The step loop over a ready `StageRuntime` and learner (see the module docstring)."""
 
-    def __init__(self, runtime: StageRuntime, learner: Any, feed: PromptFeed) -> None:
+    def __init__(self, runtime: StageRuntime, learner: Any, feed: SampleFeed[PromptInputs]) -> None:
         from videop2r.rewards import load_tokenizer
 
         self.rt = runtime
@@ -125,14 +95,18 @@ class PAGRPOLoop:
         self.sampling = sampling_params(self.config.rollout, blocked_token_ids=runtime.blocked_token_ids
                                         if self.config.rollout.block_vision_tokens else ())
         self.weight_version = 0
+        self.last_export = ""
 
     # -- 1+2: rollouts, with rewards started per prompt as its rollouts return
 
+    def payload(self, prompt: Prompt, seed: int) -> dict[str, Any]:
+        """The /generate body of one prompt's G samples (also the parity gate's)."""
+        # text + the exact frames as a lossless data: URI, one seed per sample (SGLang 0.5.23 format)
+        return sample_payload(self.rt.processor, prompt.sample, self.sampling, rid=prompt.uid, seed=seed)
+
     async def _group(self, prompt: Prompt, seed: int) -> Group:
-        payload = sample_payload(self.rt.processor, prompt.sample, {**self.sampling, "sampling_seed": seed},
-                                 inputs=prompt.inputs.features, rid=prompt.uid)
         try:
-            completions = await self.rt.rollout.generate(payload)
+            completions = await self.rt.rollout.generate(await asyncio.to_thread(self.payload, prompt, seed))
         except RolloutError as exc:
             log.warning("rollout of prompt %s (%s) failed: %s", prompt.uid, prompt.sample.record.problem_id, exc)
             return Group(prompt, [], [], str(exc))
@@ -167,14 +141,11 @@ class PAGRPOLoop:
     # -- 3: the training batch and its advantages
 
     def training_batch(self, groups: list[Group]) -> tuple[Any, dict[str, float]]:
-        from verl.trainer.ppo.core_algos import get_adv_estimator_fn
-
-        from videop2r.algorithms import registered_name, stack_process_masks
+        from videop2r.algorithms import compute_process_advantages, stack_process_masks
         from videop2r.learner.batch import RolloutSample, build_batch
         from videop2r.rewards import token_masks_for_ids
 
-        rows, masks, p_scores, r_scores, kept = [], [], [], [], []
-        empty = 0
+        rows, masks, p_scores, r_scores, kept, judge_failed, empty = [], [], [], [], [], [], 0
         for group in groups:
             for completion, scored in zip(group.completions, group.scored):
                 if not completion.output_ids:
@@ -188,31 +159,29 @@ class PAGRPOLoop:
                 _, _, token_mask = token_masks_for_ids(completion.output_ids, self.segment_tokenizer)
                 masks.append((token_mask.perception, token_mask.reasoning))
                 p_scores.append(scored.perception_total)
+                judge_failed.append(bool(scored.verdict and scored.verdict.error))
                 r_scores.append(scored.reasoning_total)
                 kept.append((group, completion, scored))
         if not rows:
             raise StepFailed("no usable rollout in this step (all failed or empty)")
         batch = build_batch(rows, self.pad_id)
+        p_scores = impute_judge_errors(p_scores, [row.uid for row in rows], judge_failed)  # not a "No"
         response_mask = batch.batch["response_mask"]
         perception_mask, reasoning_mask = stack_process_masks(masks, response_mask.shape[1])
-        adv_metrics: dict[str, float] = {}
-        estimator = get_adv_estimator_fn(registered_name(self.config.algorithm.adv_estimator))
-        advantages, _ = estimator(
-            token_level_rewards=torch.zeros(response_mask.shape),
-            response_mask=response_mask,
-            index=batch.non_tensor_batch["uid"],
-            epsilon=self.config.algorithm.norm_eps,
-            norm_adv_by_std_in_grpo=self.config.algorithm.norm_adv_by_std_in_grpo,
-            config=self.config.algorithm,
-            perception_mask=perception_mask,
-            reasoning_mask=reasoning_mask,
-            perception_scores=torch.tensor(p_scores, dtype=torch.float64),
-            reasoning_scores=torch.tensor(r_scores, dtype=torch.float64),
-            metrics=adv_metrics,
-        )
+        algorithm = self.config.algorithm
+        computed = compute_process_advantages(
+            algorithm.adv_estimator, torch.tensor(p_scores, dtype=torch.float64),
+            torch.tensor(r_scores, dtype=torch.float64), response_mask, batch.non_tensor_batch["uid"],
+            perception_mask=perception_mask, reasoning_mask=reasoning_mask,
+            eps=algorithm.norm_eps, scale_by_std=algorithm.norm_adv_by_std_in_grpo)
+        advantages, adv_metrics = computed.advantages, computed.metrics
         with_training_fields(batch, advantages)
+        batch.batch["perception_mask"], batch.batch["reasoning_mask"] = perception_mask, reasoning_mask
+        if self.config.trainer.dump_rollouts:  # per-rollout rewards and advantages (videop2r.train.dumps)
+            dump_rollouts(self.rt.paths.run_dir, kept, advantages, perception_mask, reasoning_mask)
         stats = self._reward_stats(kept, perception_mask, reasoning_mask, adv_metrics)
         stats["rollout/empty_responses"] = float(empty)
+        stats["rollout/judge_errors"] = float(sum(judge_failed))
         return batch, stats
 
     def _reward_stats(self, kept: list, perception_mask: torch.Tensor, reasoning_mask: torch.Tensor,
@@ -220,10 +189,10 @@ class PAGRPOLoop:
         stats: dict[str, float] = {}
         for process in ("perception", "reasoning"):
             parts = [getattr(scored, process) for _, _, scored in kept]
-            stats[f"reward/{process}/accuracy"] = _mean([float(p.get("accuracy", 0.0)) for p in parts])
-            stats[f"reward/{process}/format"] = _mean([float(p.get("format", 0)) for p in parts])
-            stats[f"reward/{process}/length"] = _mean([float(p.get("length_reward", 0.0)) for p in parts])
-            stats[f"reward/{process}/total"] = _mean([float(p.get("total", 0.0)) for p in parts])
+            stats[f"reward/{process}/accuracy"] = _mean([float(p.accuracy or 0.0) for p in parts])
+            stats[f"reward/{process}/format"] = _mean([float(p.format) for p in parts])
+            stats[f"reward/{process}/length"] = _mean([float(p.length_reward or 0.0) for p in parts])
+            stats[f"reward/{process}/total"] = _mean([float(p.total or 0.0) for p in parts])
         stats["length/perception"] = float(perception_mask.sum(-1).mean())
         stats["length/reasoning"] = float(reasoning_mask.sum(-1).mean())
         for key, value in adv_metrics.items():  # advantage/<stat>/<process> → advantage/<process>/<stat>
@@ -243,58 +212,34 @@ class PAGRPOLoop:
     # -- 4: learner
 
     def update(self, batch: Any) -> tuple[dict[str, float], dict[str, float]]:
-        times: dict[str, float] = {}
-        started = time.perf_counter()
-        if self.config.trainer.old_log_prob_source == "rollout" and "rollout_log_probs" in batch.batch.keys():
-            batch.batch["old_log_probs"] = batch.batch["rollout_log_probs"].clone()
-        else:
-            out = self.learner.compute_log_prob(batch)
-            batch.batch["old_log_probs"] = out.batch["old_log_probs"]
-        times["time/old_log_prob"] = time.perf_counter() - started
-        if self.config.algorithm.kl_coef > 0:
-            started = time.perf_counter()
-            batch.batch["ref_log_prob"] = self.learner.compute_ref_log_prob(batch).batch["ref_log_prob"]
-            times["time/ref_log_prob"] = time.perf_counter() - started
-        started = time.perf_counter()
-        metrics = self.learner.update_policy(batch)
-        times["time/update"] = time.perf_counter() - started
-        return metrics, times
+        from videop2r.train.update import learner_update  # rows it can take, old/ref log-probs, update
+
+        return learner_update(self.learner, batch, self.config, self.rt.metrics.count_skip)
 
     # -- 5: weights
 
-    def publish_weights(self, step: int, uri: str | None = None) -> float:
-        """Export the learner's weights (to `uri`, default the run's rollout-weights) and sync them."""
+    def publish_weights(self, step: int) -> float:
+        """Export the learner's weights into rollout.weights_dir/v<step> and sync every endpoint."""
         started = time.perf_counter()
-        uri = uri or self.rt.paths.weights_uri
-        self.learner.export_weights(uri, step)
-        self.rt.sync_weights(uri, step)
+        self.last_export = self.rt.publish_weights(self.learner, step).path
         self.weight_version = step
         return time.perf_counter() - started
 
     def save_checkpoint(self, step: int) -> tuple[Checkpoint, float]:
         """Learner state and HF weights of `step` under its checkpoint prefix (the driver part and
         "latest" are published by `publish_checkpoint` once the step's metrics are in)."""
-        from videop2r.train.run import join_uri
+        from videop2r.train.weight_sync import upload_export
 
         started = time.perf_counter()
-        ckpt = self.rt.paths.checkpoints.for_step(step)
-        base = self.config.storage.uri
-        self.learner.save_state(join_uri(base, ckpt.prefix, "learner"))
-        self.publish_weights(step, join_uri(base, ckpt.prefix, "hf"))
+        ckpt = self.rt.save_learner(self.learner, step)
+        self.publish_weights(step)  # the synced export is the checkpoint's HF copy
+        upload_export(self.last_export, self.rt.checkpoint_uri(ckpt, "hf"), self.config.storage)
         return ckpt, time.perf_counter() - started
 
-    def publish_checkpoint(self, ckpt: Checkpoint, step: int) -> None:
-        state = {
-            "stage": STAGE,
-            "step": step,
-            "cursor": self.feed.cursor,
-            "weight_version": self.weight_version,
-            "metrics_history": [row for row in self.rt.metrics.history
-                                if row.get("stage") in (STAGE, f"{STAGE}_eval")],
-            "model_path": self.config.model.path,
-            "seed": self.config.trainer.seed,
-        }
-        self.rt.paths.checkpoints.publish(ckpt, state, {"python": random.getstate(), "numpy": np.random.get_state()})
+    def publish_checkpoint(self, ckpt: Checkpoint) -> None:
+        self.rt.publish_checkpoint(ckpt, self.feed.cursor,
+                                   {"weight_version": self.weight_version, "seed": self.config.trainer.seed},
+                                   {"python": random.getstate(), "numpy": np.random.get_state()})
 
     # -- the step
 
@@ -304,7 +249,12 @@ class PAGRPOLoop:
         groups, rollout_seconds = self.rollouts(step)
         generated = sum(len(c.output_ids) for g in groups for c in g.completions)
         batch, stats = self.training_batch(groups)
-        metrics, times = self.update(batch)
+        try:
+            metrics, times = self.update(batch)
+        except BatchSkipped as exc:  # counted; the run goes on with the next prompts
+            log.warning("step %d: the learner batch was skipped: %s", step, exc)
+            metrics, times = {"learner/skipped_batches": 1.0}, {}
+        stats.update(batch_gap(batch))  # rollout-vs-learner log-prob gap (learner old_log_probs only)
         times["time/rollout_and_reward"] = rollout_seconds
         is_last = step == trainer.total_steps  # synced here; the final evaluation follows the loop
         is_eval = bool(trainer.eval_every) and step % trainer.eval_every == 0 and not is_last
@@ -316,7 +266,7 @@ class PAGRPOLoop:
             times["time/weight_sync"] = self.publish_weights(step)
         row = {
             **stats,
-            **{k: v for k, v in metrics.items() if k.startswith("actor/")},
+            **{k: v for k, v in metrics.items() if k.startswith(("actor/", "learner/"))},
             "actor/policy_loss": metrics.get("actor/pg_loss", 0.0),
             "rollout/tokens_per_s": generated / rollout_seconds if rollout_seconds > 0 else 0.0,
             "rollout/failed_prompts": float(sum(1 for g in groups if g.error)),
@@ -331,70 +281,40 @@ class PAGRPOLoop:
         row["time/step"] = time.perf_counter() - step_started
         self.rt.metrics.log(STAGE, step, row)
         if ckpt is not None:
-            self.publish_checkpoint(ckpt, step)
+            self.publish_checkpoint(ckpt)
         return row
-
-
-def _restore_driver_rng(rng_state: Any) -> None:
-    if isinstance(rng_state, dict):
-        if "python" in rng_state:
-            random.setstate(rng_state["python"])
-        if "numpy" in rng_state:
-            np.random.set_state(rng_state["numpy"])
 
 
 def run_pa_grpo(config: VideoP2RConfig, resume: bool = False) -> dict[str, Any]:
     """Run (or with `resume`, continue) the PA-GRPO stage of `config`; returns the final evaluation."""
-    from videop2r.learner.group import Learner
-    from videop2r.train.cluster import ray_session
-    from videop2r.train.report import has_final_eval, write_report
-    from videop2r.train.run import join_uri
-    from videop2r.train.services_local import services_for
-    from videop2r.train.stage import (StageRuntime, close_stage, load_eval_samples, open_run, progress_bar,
-                                      sigterm_as_interrupt)
+    from videop2r.learner.settings import LearnerSettings
+    from videop2r.learner.worker import LearnerWorker
+    from videop2r.train.report import has_final_eval
+    from videop2r.train.stage import progress_bar, running_stage
 
     trainer = config.trainer
-    run = open_run(config, STAGE, resume)
-    paths, ckpt, driver_state, metrics, processor = run.paths, run.checkpoint, run.driver_state, run.metrics, run.processor
-    started = time.time()
-    result: dict[str, Any] = {}
-    with sigterm_as_interrupt(), ray_session(trainer.ray_address, num_cpus=max(trainer.num_workers, 2)), \
-            services_for(config, config.model.path, paths.run_dir / "services", paths.config_file) as endpoints, \
-            asyncio.Runner() as runner:
-        learner = Learner.from_config(config)
-        runtime = feed = None
-        try:
-            endpoints.wait_ready()
-            runtime = StageRuntime(config, STAGE, paths, endpoints, processor, metrics, runner)
-            runtime.eval_samples = load_eval_samples(config)
-            feed = PromptFeed(config, processor, config.data.train_uri, driver_state.get("cursor"), metrics.count_skip)
-            loop = PAGRPOLoop(runtime, learner, feed)
-            start = 0
-            if ckpt is not None:
-                learner.load_state(join_uri(config.storage.uri, ckpt.prefix, "learner"))
-                runtime.sync_weights(join_uri(config.storage.uri, ckpt.prefix, "hf"), ckpt.step)
-                loop.weight_version = start = ckpt.step
-                _restore_driver_rng(run.rng_state)
-                log.info("resumed from %s/%s (step %d)", config.storage.uri, ckpt.prefix, ckpt.step)
-            elif trainer.eval_before and not has_final_eval(paths.run_dir, config.model.path):
-                runtime.evaluate(f"before_{STAGE}", 0, final=True, model=config.model.path)
-            bar = progress_bar(config.metrics.progress, total=trainer.total_steps, initial=start, desc="PA-GRPO",
-                               unit="step")
-            with bar:
-                for step in range(start + 1, trainer.total_steps + 1):
-                    row = loop.step(step)
-                    bar.update(1)
-                    bar.set_postfix(R_P=f"{row['reward/perception/total']:.2f}",
-                                    R_R=f"{row['reward/reasoning/total']:.2f}",
-                                    acc=f"{row['reward/reasoning/accuracy']:.2f}", refresh=False)
-            final = runtime.evaluate(STAGE, trainer.total_steps, final=True, model=config.model.path,
-                                     stage_seconds=time.time() - started)
-            result = final.as_row() if final else {}
-            output_path = trainer.output_path or str(paths.run_dir / "pa_grpo-model")
-            learner.export_weights(output_path, trainer.total_steps)
-            log.info("final policy (%s) published at %s", config.algorithm.adv_estimator, output_path)
-        finally:
-            close_stage(learner, runtime, feed)
-    write_report(paths.run_dir)
-    metrics.close()
+    with running_stage(config, STAGE, resume, settings=LearnerSettings.from_config, worker_cls=LearnerWorker,
+                       data_uri=config.data.train_uri, prepare=prompt_inputs, skip=BAD_PROMPT) as stage:
+        runtime, start = stage.runtime, stage.start_step
+        loop = PAGRPOLoop(runtime, stage.learner, stage.feed)
+        if stage.resumed:  # the weights and driver RNG of the checkpoint, as the uninterrupted run had them
+            loop.publish_weights(start)
+            restore_driver_rng(stage.run.rng_state)
+        elif trainer.eval_before and not has_final_eval(runtime.paths.run_dir, config.model.path):
+            runtime.evaluate(f"before_{STAGE}", 0, final=True, model=config.model.path)
+        # refuses to start when the rollout engine and the learner disagree on the same tokens
+        parity_gate(loop, record=lambda gap: runtime.metrics.log(f"{STAGE}_parity", start, gap))
+        with progress_bar(config.metrics.progress, total=trainer.total_steps, initial=start, desc="PA-GRPO",
+                          unit="step") as bar:
+            for step in range(start + 1, trainer.total_steps + 1):
+                row = loop.step(step)
+                bar.update(1)
+                bar.set_postfix(R_P=f"{row['reward/perception/total']:.2f}",
+                                R_R=f"{row['reward/reasoning/total']:.2f}",
+                                acc=f"{row['reward/reasoning/accuracy']:.2f}", refresh=False)
+        final = runtime.evaluate(STAGE, trainer.total_steps, final=True, model=config.model.path,
+                                 stage_seconds=stage.seconds())
+        result = final.as_row() if final else {}
+        runtime.publish_model(stage.learner, trainer.output_path or str(runtime.paths.run_dir / "pa_grpo-model"),
+                              trainer.total_steps)
     return result

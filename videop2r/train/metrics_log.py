@@ -1,15 +1,17 @@
-"""Where the driver's per-step numbers go: `metrics.jsonl`, Prometheus `/metrics`, optionally TensorBoard.
+"""Where the driver's per-step numbers go: `metrics.jsonl`, Prometheus `/metrics`, the trackers of `trainer.loggers`.
 
 A step's numbers are one flat dict with '/'-separated names (EasyR1 style):
 
     reward/<process>/<component>     process ∈ perception|reasoning, component ∈ accuracy|format|length|total
     advantage/<process>/mean|abs_mean, collapse/<process>, length/<process>
     actor/kl, actor/entropy, actor/policy_loss, rollout/mismatch_rate, rollout/tokens_per_s
+    rollout/logprob_abs_diff, rollout/logprob_kl   rollout-vs-learner gap on the same tokens
     time/<phase>                     seconds spent in a phase of the step
     eval/<metric>                    held-out evaluation (reasoning_accuracy, perception_sufficiency, format)
 
-Every name above maps to one catalogued Prometheus metric (videop2r.metrics.CATALOG); other
-names are kept in the JSONL (and TensorBoard) only.
+Every name above maps to one catalogued Prometheus metric (videop2r.metrics.CATALOG), and the
+experiment trackers (TensorBoard, W&B, MLflow) get it under that metric's name (`catalog_name`);
+other names go to Prometheus never and to the trackers as they are.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 
-from videop2r.metrics import PROCESSES, REWARD_COMPONENTS, metric
+from videop2r.metrics import CATALOG, PROCESSES, REWARD_COMPONENTS, metric
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ def _gauge_target(name: str) -> tuple[str, dict[str, str]] | None:
         return "videop2r_advantage_collapse_fraction", {"process": parts[1]}
     if parts[0] == "length" and len(parts) == 2 and parts[1] in PROCESSES:
         return "videop2r_segment_length_tokens", {"process": parts[1]}
-    if parts[0] == "eval" and len(parts) == 2:
+    if parts[0] == "eval" and len(parts) == 2 and parts[1] != "seconds":  # a duration is no accuracy
         return "videop2r_eval_accuracy", {"split": "heldout", "metric": parts[1]}
     simple = {
         "actor/kl": "videop2r_kl",
@@ -49,17 +51,35 @@ def _gauge_target(name: str) -> tuple[str, dict[str, str]] | None:
         "actor/policy_loss": "videop2r_policy_loss",
         "rollout/mismatch_rate": "videop2r_think_answer_mismatch_rate",
         "rollout/tokens_per_s": "videop2r_rollout_tokens_per_second",
+        "rollout/logprob_abs_diff": "videop2r_rollout_logprob_abs_diff",
+        "rollout/logprob_kl": "videop2r_rollout_logprob_kl",
     }
     if name in simple:
         return simple[name], {}
     return None
 
 
-class MetricsLog:
-    """Appends one JSON line per logged step and mirrors the numbers to Prometheus/TensorBoard.
+def catalog_name(name: str) -> str:
+    """The name a step-dict entry has in the experiment trackers: its Prometheus metric and label
+    values, e.g. reward/perception/accuracy -> videop2r_reward/perception/accuracy, time/update ->
+    videop2r_train_phase_seconds/update; a name outside the catalogue keeps its own."""
+    if name.startswith("time/"):
+        return f"videop2r_train_phase_seconds/{name.split('/', 1)[1]}"
+    target = _gauge_target(name)
+    if target is None:
+        return name
+    metric_name, labels = target
+    return "/".join([metric_name, *(labels[label] for label in CATALOG[metric_name].labels if label in labels)])
 
-    `history` holds every row written (or restored from a checkpoint), so a resumed run rewrites
-    `metrics.jsonl` without the rows of steps it is about to redo.
+
+class MetricsLog:
+    """Appends one JSON line per logged step and fans the numbers out to Prometheus and the trackers.
+
+    `loggers` are those of `trainer.loggers`: "jsonl" is metrics.jsonl (written here; the report and
+    resume read it, with the step-dict names), the others are experiment trackers
+    (`videop2r.train.tracking`, one tracker run per stage, with `catalog_name` names and `config`
+    attached). `history` holds every row written (or restored from a checkpoint), so a resumed run
+    rewrites `metrics.jsonl` without the rows of steps it is about to redo.
     """
 
     def __init__(
@@ -67,22 +87,24 @@ class MetricsLog:
         run_dir: str | Path,
         run_name: str,
         *,
-        jsonl: bool = True,
-        tensorboard: bool = False,
+        loggers: Iterable[str] = ("jsonl",),
+        stage: str = "",
+        project: str = "videop2r",
+        config: dict[str, Any] | None = None,
         registry: CollectorRegistry | None = None,
     ) -> None:
+        from videop2r.train.tracking import Trackers
+
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.run_name = run_name
         self.path = self.run_dir / "metrics.jsonl"
-        self.jsonl = jsonl
+        loggers = list(loggers)
+        self.jsonl = "jsonl" in loggers
         self.registry = registry or REGISTRY
         self.history: list[dict[str, Any]] = []
-        self._tb = None
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._tb = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
+        self.trackers = Trackers(loggers, run_dir=self.run_dir, project=project, run_name=run_name,
+                                 stage=stage or "run", config=config)
 
     def restore(self, history: Iterable[dict[str, Any]]) -> None:
         """Replace the history (from a checkpoint) and rewrite metrics.jsonl to match it."""
@@ -118,10 +140,7 @@ class MetricsLog:
             target = _gauge_target(name)
             if target is not None:
                 metric(target[0], self.registry).labels(run=self.run_name, **target[1]).set(value)
-        if self._tb is not None:
-            for name, value in values.items():
-                self._tb.add_scalar(f"{stage}/{name}", value, step)
-            self._tb.flush()
+        self.trackers.log(step, {catalog_name(name): value for name, value in values.items()})
 
     def count_skip(self, reason: str, n: int = 1) -> None:
         metric("videop2r_samples_skipped_total", self.registry).labels(reason=reason).inc(n)
@@ -130,9 +149,7 @@ class MetricsLog:
         metric("videop2r_endpoint_failures_total", self.registry).labels(service=service, endpoint=endpoint).inc()
 
     def close(self) -> None:
-        if self._tb is not None:
-            self._tb.close()
-            self._tb = None
+        self.trackers.close()
 
 
 def counter_total(name: str, registry: CollectorRegistry | None = None) -> float:

@@ -52,8 +52,20 @@ def _pct(value: Any) -> str:
     return "—" if value is None else f"{100.0 * float(value):.1f}%"
 
 
-def plot_rewards(metrics: list[dict[str, Any]], out_dir: Path, stage: str = "pa_grpo") -> list[Path]:
-    """One PNG per process: its reward components over training steps."""
+def stage_start(evals: list[dict[str, Any]], stage: str = "pa_grpo") -> dict[str, Any] | None:
+    """The held-out evaluation of the weights `stage` starts from: its own step-0 row, or else (the
+    before-eval is skipped when SFT already evaluated its output) the last final SFT evaluation."""
+    before = [r for r in evals if r.get("stage") == f"before_{stage}"]
+    if before:
+        return before[-1]
+    earlier = [r for r in evals if r.get("final") and STAGE_ORDER.get(r.get("stage", ""), 99) < STAGE_ORDER.get(stage, 0)]
+    return earlier[-1] if earlier else None
+
+
+def plot_rewards(metrics: list[dict[str, Any]], out_dir: Path, stage: str = "pa_grpo",
+                 start: dict[str, Any] | None = None) -> list[Path]:
+    """One PNG per process: its reward components over training steps; the held-out curve begins
+    at step 0 with `start` (the evaluation of the starting weights), so the stage's jump shows."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -88,6 +100,8 @@ def plot_rewards(metrics: list[dict[str, Any]], out_dir: Path, stage: str = "pa_
         for key, label in (("eval/reasoning_accuracy", "reasoning accuracy"),
                            ("eval/perception_sufficiency", "perception sufficiency")):
             points = [(r["step"], r[key]) for r in evals if key in r]
+            if start is not None and not any(p[0] == 0 for p in points) and key.split("/")[1] in start:
+                points.insert(0, (0, start[key.split("/")[1]]))
             ax.plot([p[0] for p in points], [p[1] for p in points], label=label, marker="o")
         ax.set_title(f"held-out evaluation during {stage}")
         ax.set_xlabel("step")
@@ -101,22 +115,28 @@ def plot_rewards(metrics: list[dict[str, Any]], out_dir: Path, stage: str = "pa_
     return written
 
 
+def eval_table(evals: list[dict[str, Any]], stages: tuple[str, ...] | None = None) -> list[str]:
+    """The Markdown table of the held-out evaluation at the end of each stage (of `stages`, if given)."""
+    lines = ["| stage | step | samples | reasoning accuracy | perception sufficiency | format rate |",
+             "|---|---|---|---|---|---|"]
+    for row in _stage_rows(evals):
+        if stages is None or row["stage"] in stages:
+            lines.append(
+                f"| {row['stage']} | {row.get('step', 0)} | {row.get('n', 0)} | {_pct(row.get('reasoning_accuracy'))} | "
+                f"{_pct(row.get('perception_sufficiency'))} | {_pct(row.get('format_rate'))} |"
+            )
+    return lines
+
+
 def write_report(run_dir: str | Path, title: str = "", notes: list[str] | None = None) -> Path:
     """Rebuild report.md (and the plots) from the run directory; returns its path."""
     run_dir = Path(run_dir)
     evals = read_evals(run_dir)
     metrics = read_metrics(run_dir / "metrics.jsonl")
-    plots = plot_rewards(metrics, run_dir)
+    plots = plot_rewards(metrics, run_dir, start=stage_start(evals))
     lines = [f"# {title or run_dir.name}: VideoP2R run report", "",
              f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')}.", "",
-             "Held-out evaluation (greedy decoding) at the end of each stage:", "",
-             "| stage | step | samples | reasoning accuracy | perception sufficiency | format rate |",
-             "|---|---|---|---|---|---|"]
-    for row in _stage_rows(evals):
-        lines.append(
-            f"| {row['stage']} | {row.get('step', 0)} | {row.get('n', 0)} | {_pct(row.get('reasoning_accuracy'))} | "
-            f"{_pct(row.get('perception_sufficiency'))} | {_pct(row.get('format_rate'))} |"
-        )
+             "Held-out evaluation (greedy decoding) at the end of each stage:", "", *eval_table(evals)]
     per_type = [r for r in _stage_rows(evals) if r.get("by_question")]
     if per_type:
         kinds = sorted({k for r in per_type for k in r["by_question"]})

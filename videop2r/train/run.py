@@ -23,14 +23,13 @@ class RunPaths:
     """Where one stage of a run writes.
 
     run_dir: local directory (metrics.jsonl, evals.jsonl, report.md, plots, service logs);
-    store: the object store of `storage.uri`; checkpoints: `<prefix>/<run>/<stage>/step-N/`;
-    weights_uri: where the learner publishes weights for the rollout servers to reload.
+    store: the object store of `storage.uri`; checkpoints: `<prefix>/<run>/<stage>/step-N/`.
+    (Weights for the rollout servers go to rollout.weights_dir: videop2r.train.weight_sync.)
     """
 
     run_dir: Path
     store: ObjectStore
     checkpoints: CheckpointStore
-    weights_uri: str
     config_file: Path
 
 
@@ -45,14 +44,11 @@ def run_dir_of(config: VideoP2RConfig) -> Path:
 def check_config(config: VideoP2RConfig, stage: str) -> None:
     """Consistency rules the field types cannot express; raises ConfigError naming the field."""
     trainer = config.trainer
-    if trainer.mini_batch_size % trainer.num_workers:
+    if trainer.mini_batch_size % config.learner.num_workers:
         raise ConfigError(f"config error: trainer.mini_batch_size: {trainer.mini_batch_size} is not a multiple of "
-                          f"trainer.num_workers ({trainer.num_workers})")
+                          f"learner.num_workers ({config.learner.num_workers})")
     if stage == "sft":
-        global_batch = trainer.sft.batch_size * trainer.sft.grad_accum
-        if global_batch % trainer.num_workers:
-            raise ConfigError(f"config error: trainer.sft.batch_size × grad_accum ({global_batch}) is not a multiple "
-                              f"of trainer.num_workers ({trainer.num_workers})")
+        pass  # any SFT batch works: the learner pads it to a multiple of the workers with weightless rows
     else:
         batch = trainer.prompts_per_step * config.rollout.n
         if trainer.mini_batch_size > batch:
@@ -105,5 +101,4 @@ def prepare_run(config: VideoP2RConfig, stage: str, model_path: str) -> RunPaths
     store = open_store(config.storage.uri, config.storage)
     run_prefix = join_uri(config.trainer.checkpoint_prefix, config.trainer.run_name, stage)
     checkpoints = CheckpointStore(store, run_prefix, keep=config.trainer.keep_checkpoints)
-    weights_uri = join_uri(config.storage.uri, run_prefix, "rollout-weights")
-    return RunPaths(run_dir, store, checkpoints, weights_uri, config_file)
+    return RunPaths(run_dir, store, checkpoints, config_file)

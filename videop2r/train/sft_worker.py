@@ -33,7 +33,9 @@ def sft_nll_loss(
     """
     mask = response_mask.to(log_prob.dtype)
     mode = config.loss_agg_mode if hasattr(config, "loss_agg_mode") else config["loss_agg_mode"]
-    loss = agg_loss(loss_mat=-log_prob, loss_mask=mask, loss_agg_mode=mode)
+    # SFT has no process spans: seq-mean-process-mean is the per-rollout token mean here
+    loss = agg_loss(loss_mat=-log_prob, loss_mask=mask,
+                    loss_agg_mode="seq-mean-token-mean" if mode == "seq-mean-process-mean" else mode)
     with torch.no_grad():
         tokens = mask.sum().clamp(min=1)
         nll = float((-log_prob * mask).sum() / tokens)

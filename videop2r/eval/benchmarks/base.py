@@ -35,7 +35,7 @@ class BenchmarkAdapter(ABC):
     title: str = ""
     #: other names accepted on the command line
     aliases: tuple[str, ...] = ()
-    #: a column of the paper's Table 1 (SPEC §6); the synthetic set is not
+    #: a column of the paper's Table 1 (method §6); the synthetic set is not
     paper_column: bool = True
 
     @abstractmethod
@@ -108,59 +108,5 @@ def dedupe(items: Iterator[EvalItem | BadRow]) -> Iterator[EvalItem | BadRow]:
         yield item
 
 
-_REGISTRY: dict[str, type[BenchmarkAdapter]] = {}
-
-
-def register_benchmark(cls: type[BenchmarkAdapter]) -> type[BenchmarkAdapter]:
-    """Class decorator: register an adapter under its `name` and `aliases`."""
-    for key in (cls.name, *cls.aliases):
-        key = _key(key)
-        taken = _REGISTRY.get(key)
-        if taken is not None and taken is not cls:
-            raise ValueError(f"benchmark {key!r} is already registered to {taken.__qualname__}")
-        _REGISTRY[key] = cls
-    return cls
-
-
-def _key(name: str) -> str:
-    return "".join(ch for ch in name.lower() if ch.isalnum())
-
-
-def _load_all() -> None:
-    # Importing the modules registers the adapters.
-    from videop2r.eval.benchmarks import (  # noqa: F401
-        mmvu,
-        mvbench,
-        synthetic,
-        tempcompass,
-        vcrbench,
-        videomme,
-        videommmu,
-        vsibench,
-    )
-
-
-def get_benchmark(name: str) -> BenchmarkAdapter:
-    """The adapter for `name` (case, spaces, '-' and '_' ignored: "VSI-Bench" == "vsibench")."""
-    _load_all()
-    cls = _REGISTRY.get(_key(name))
-    if cls is None:
-        raise KeyError(f"unknown benchmark {name!r}; known: {', '.join(benchmark_names())}")
-    return cls()
-
-
-def benchmark_names() -> list[str]:
-    """Canonical names, paper order first (Table 1), then the synthetic set."""
-    _load_all()
-    classes = list(dict.fromkeys(_REGISTRY.values()))
-    return [
-        cls.name
-        for cls in sorted(
-            classes,
-            key=lambda c: (not c.paper_column, PAPER_ORDER.index(c.name) if c.name in PAPER_ORDER else 99),
-        )
-    ]
-
-
-# The column order of SPEC §6 Table 1.
+# The column order of method §6 Table 1.
 PAPER_ORDER = ("vsibench", "videommmu", "mmvu", "vcrbench", "mvbench", "tempcompass", "videomme")

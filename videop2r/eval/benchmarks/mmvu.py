@@ -4,7 +4,7 @@ Release: ``validation.json`` (and ``test.json``), a list of ``{id, video, questi
 metadata: {subject, ...}, question, choices: {"A": text, ...}, answer}``. ``video`` is the
 Hugging Face URL of the file (``.../resolve/main/videos/<Subject>/<n>.mp4``); the media key is
 the part after ``resolve/main/``. Only ``question_type == "multiple-choice"`` rows are
-evaluated (SPEC §6: MMVU (MC)); open-ended rows are left out, not counted. Choices with empty
+evaluated (method §6: MMVU (MC)); open-ended rows are left out, not counted. Choices with empty
 text are not options. Score: accuracy.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from videop2r.eval.benchmarks.base import BenchmarkAdapter, dedupe, register_benchmark
+from videop2r.eval.benchmarks.base import BenchmarkAdapter, dedupe
 from videop2r.eval.items import BadRow, EvalItem
 from videop2r.eval.source import BenchmarkSource
 
@@ -54,7 +54,6 @@ def checked_choices(adapter: BenchmarkAdapter, ident: str, location: str, row: d
     return tuple(options), answer
 
 
-@register_benchmark
 class MMVU(BenchmarkAdapter):
     name = "mmvu"
     title = "MMVU (MC)"

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from videop2r.eval.benchmarks.base import BenchmarkAdapter, dedupe, register_benchmark
+from videop2r.eval.benchmarks.base import BenchmarkAdapter, dedupe
 from videop2r.eval.items import BadRow, EvalItem, letter_of
 from videop2r.eval.source import AnnotationError, BenchmarkSource
 
@@ -49,7 +49,6 @@ TASKS: dict[str, tuple[str, str, str, bool]] = {
 FRAME_FOLDER_FPS = 3.0
 
 
-@register_benchmark
 class MVBench(BenchmarkAdapter):
     name = "mvbench"
     title = "MVBench"

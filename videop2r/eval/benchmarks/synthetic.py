@@ -1,8 +1,8 @@
-"""The synthetic set, and any data in the Video-R1 / VideoP2R record layout (SPEC §7).
+"""The synthetic set, and any data in the Video-R1 / VideoP2R record layout (method §7).
 
 Release: the records file `videop2r data synth` writes (``eval.jsonl``; or a URI naming any
 ``.json``/``.jsonl`` records file, e.g. Video-R1's own ``eval_*.json``), ``path`` relative to
-the file's folder. All five problem types are scored with Acc_t (SPEC §2). The breakdown is by
+the file's folder. All five problem types are scored with Acc_t (method §2). The breakdown is by
 question kind — the key of the first ground-truth fact ("colour", "shape", ...), as the
 trainer's held-out evaluation groups it (`videop2r.train.evaluate.question_kind`).
 """
@@ -15,13 +15,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from videop2r.data.records import parse_record
-from videop2r.eval.benchmarks.base import BenchmarkAdapter, dedupe, register_benchmark
+from videop2r.eval.benchmarks.base import BenchmarkAdapter, dedupe
 from videop2r.eval.items import BadRow, EvalItem, option_lines
 from videop2r.eval.source import BenchmarkSource
-from videop2r.train.evaluate import question_kind
+from videop2r.data.records import question_kind
 
 
-@register_benchmark
 class Synthetic(BenchmarkAdapter):
     name = "synthetic"
     title = "Synthetic"

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from videop2r.eval.benchmarks.base import BenchmarkAdapter, dedupe, register_benchmark
+from videop2r.eval.benchmarks.base import BenchmarkAdapter, dedupe
 from videop2r.eval.items import BadRow, EvalItem
 from videop2r.eval.source import AnnotationError, BenchmarkSource
 
@@ -28,7 +28,6 @@ def split_question(text: str) -> tuple[str, list[str]]:
     return "\n".join(lines[:first]).strip(), options
 
 
-@register_benchmark
 class TempCompass(BenchmarkAdapter):
     name = "tempcompass"
     title = "TempCompass"

@@ -3,7 +3,7 @@
 Release: ``meta_info_video.json`` (at the root or in ``v1/videos/``), a list of ``{id,
 video_path, duration, dimension, question, multiple-choice, choices: {"A": text, ...}, answer,
 reasoning}``; ``video_path`` (``video/<source>/<name>.mp4``) is relative to the folder of that
-file. Only rows with ``multiple-choice: true`` are evaluated (SPEC §6: VCR-Bench (MC)). Their
+file. Only rows with ``multiple-choice: true`` are evaluated (method §6: VCR-Bench (MC)). Their
 ``question`` already ends with the options ("...?A. x\\nB. y\\n"); that tail is cut, since the
 prompt appends the options itself. Score: accuracy, with per-dimension and per-duration
 (0-60 s, 60-300 s, 300+ s, as the official script bins it) breakdowns.
@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from videop2r.eval.benchmarks.base import BenchmarkAdapter, dedupe, register_benchmark
+from videop2r.eval.benchmarks.base import BenchmarkAdapter, dedupe
 from videop2r.eval.benchmarks.mmvu import checked_choices
 from videop2r.eval.items import BadRow, EvalItem
 from videop2r.eval.source import BenchmarkSource
@@ -39,7 +39,6 @@ def duration_bin(seconds: Any) -> str:
     return "0-60" if value <= 60 else "60-300" if value <= 300 else "300+"
 
 
-@register_benchmark
 class VCRBench(BenchmarkAdapter):
     name = "vcrbench"
     title = "VCR-Bench (MC)"

@@ -3,7 +3,7 @@
 Release: ``videomme/test-00000-of-00001.parquet`` (or the same rows as a JSON list), rows
 ``{video_id, duration, domain, sub_category, url, videoID, question_id, task_type, question,
 options: ["A. ...", ...], answer}``; videos are ``data/<videoID>.mp4`` (some ``.MP4``/``.mkv``).
-Subtitles are never read (SPEC §6: no subs). Score: accuracy, with per-duration, per-domain and
+Subtitles are never read (method §6: no subs). Score: accuracy, with per-duration, per-domain and
 per-task-type breakdowns.
 """
 
@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from videop2r.eval.benchmarks.base import BenchmarkAdapter, dedupe, register_benchmark
+from videop2r.eval.benchmarks.base import BenchmarkAdapter, dedupe
 from videop2r.eval.items import BadRow, EvalItem, option_lines
 from videop2r.eval.source import BenchmarkSource
 
 
-@register_benchmark
 class VideoMME(BenchmarkAdapter):
     name = "videomme"
     title = "VideoMME (no subs)"

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from videop2r.eval.benchmarks.base import BenchmarkAdapter, dedupe, register_benchmark
+from videop2r.eval.benchmarks.base import BenchmarkAdapter, dedupe
 from videop2r.eval.items import BadRow, EvalItem, option_lines
 from videop2r.eval.source import AnnotationError, BenchmarkSource
 from videop2r.rewards.accuracy import parse_number
@@ -56,7 +56,6 @@ def subject_of(row_id: str) -> str:
     return "_".join(row_id.split("_")[1:-1])
 
 
-@register_benchmark
 class VideoMMMU(BenchmarkAdapter):
     name = "videommmu"
     title = "VideoMMMU"

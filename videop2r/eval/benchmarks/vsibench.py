@@ -6,7 +6,7 @@ Release: ``test.jsonl`` (or the Hugging Face Parquet ``test-*.parquet``), rows
 ground truth a letter) and four are numerical answers.
 
 Scoring: accuracy for multiple-choice questions, MRA (mean relative accuracy over the
-thresholds 0.50, 0.55, ..., 0.95, SPEC §2) for numerical ones. The VSI-Bench score is the mean
+thresholds 0.50, 0.55, ..., 0.95, method §2) for numerical ones. The VSI-Bench score is the mean
 of the two: (mean MRA over numerical questions + mean accuracy over multiple-choice questions) / 2
 (issue 8). The official lmms-eval number — the mean over question types, the three
 ``object_rel_direction_*`` types merged into one — is reported beside it as ``official_overall``.
@@ -23,7 +23,6 @@ from videop2r.eval.benchmarks.base import (
     BenchmarkScore,
     dedupe,
     group_means,
-    register_benchmark,
 )
 from videop2r.eval.items import BadRow, EvalItem, option_lines
 from videop2r.eval.source import BenchmarkSource
@@ -45,7 +44,6 @@ NA_QUESTION_TYPES = (
 _REL_DIRECTION = "object_rel_direction"
 
 
-@register_benchmark
 class VSIBench(BenchmarkAdapter):
     name = "vsibench"
     title = "VSI-Bench"

@@ -4,6 +4,9 @@ Used when the config names no endpoints (the laptop/demo path) and by the tests:
 is the same `videop2r serve ...` command a pod runs, started as a child process on a free port,
 waited for on its health path, and stopped (SIGTERM, then SIGKILL) on exit. The driver then
 talks to them over HTTP exactly as it talks to pods in a cluster.
+
+`LocalService` / `videop2r_service` wrap the same process handling as a context manager with a
+free-port substitution and a /metrics reader, for the integration tests and the benches.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,7 +219,13 @@ def services_for(config, model_path: str, log_dir: Path, config_file: Path | Non
     services: list[ServiceProcess] = []
     config_args = ["--config", str(config_file)] if config_file else []
     if not config.rollout.endpoints:
-        services.append(rollout_service(model_path, log_dir, extra=list(config.trainer.local_rollout_args)))
+        import json
+
+        from videop2r.rollout.sglang_release import mm_process_config
+
+        # the pod's video config: the embedded server samples and sizes frames as the learner does
+        video = ["--mm-process-config", json.dumps(mm_process_config(config.data))]
+        services.append(rollout_service(model_path, log_dir, extra=[*video, *config.trainer.local_rollout_args]))
     start_rewards = config.trainer.local_reward_services
     if start_rewards and not config.reward.accuracy_endpoints:
         services.append(accuracy_service(log_dir, extra=["--workers", "1", *config_args]))
@@ -235,3 +245,56 @@ def services_for(config, model_path: str, log_dir: Path, config_file: Path | Non
         )
     finally:
         local.stop()
+
+
+class LocalService(ServiceProcess):
+    """`with LocalService(["-m", "videop2r", "serve", ...]) as svc: svc.url` — args go after `python`.
+
+    Pass `{port}` in `args` to get a free port substituted. The process's output goes to a log
+    file (`svc.log_text()`), so a chatty service never blocks on a full pipe.
+    """
+
+    def __init__(self, args: list[str], *, env: dict[str, str] | None = None, startup_timeout_s: float = 90.0,
+                 health_path: str = "/healthz") -> None:
+        port = free_port()
+        with tempfile.NamedTemporaryFile(prefix="videop2r-service-", suffix=".log", delete=False) as log:
+            log_path = Path(log.name)
+        argv = [sys.executable, *(arg.replace("{port}", str(port)) for arg in args)]
+        super().__init__(" ".join(args[:4]), argv, port, health_path, log_path)
+        self.env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **(env or {})}
+        self.startup_timeout_s = startup_timeout_s
+
+    def __enter__(self) -> "LocalService":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self, env: dict[str, str] | None = None) -> None:
+        """Start and wait until healthy; a service that exits or stays unhealthy is stopped, then raised."""
+        super().start({**self.env, **(env or {})})
+        try:
+            self.wait_healthy(self.startup_timeout_s)
+        except ServiceStartError as error:
+            self.stop()
+            raise ServiceStartError(f"{error}\n{self.log_text()[-3000:]}") from None
+
+    def stop(self, grace_s: float = 15.0) -> None:
+        """SIGTERM the service's process group (its worker processes too), SIGKILL after `grace_s`."""
+        super().stop(grace_s)
+
+    def metric(self, series: str) -> float:
+        """One series of /metrics, e.g. 'videop2r_judge_cache_hits_total{judge="openai"}'; 0 if absent."""
+        for line in httpx.get(self.url + "/metrics", timeout=10).text.splitlines():
+            if line.startswith(series + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def videop2r_service(*args: str, env: dict[str, str] | None = None) -> LocalService:
+    """`videop2r serve <args>` on a free port (not started: use it as a context manager)."""
+    return LocalService(["-m", "videop2r", "serve", *args, "--port", "{port}"], env=env)
