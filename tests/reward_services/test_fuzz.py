@@ -11,6 +11,7 @@ packages to the shared venv, so this drives the schema with plain hypothesis str
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Iterator
@@ -30,9 +31,14 @@ from videop2r.rewards.judges import JudgeBatchResult
 EXAMPLES = 300
 STATS: dict[str, dict[str, float]] = {}
 
+# Containers are deep-copied per draw: `sampled_from` hands out the same object every time, so a
+# mutation that edited one changed every later example, and a body could come to contain itself
+# (the walk in `mutated` then grew without end: 19 GB before the OOM killer, on a slow machine
+# where hypothesis's time-dependent choices took that path).
 HOSTILE = st.one_of(
     st.sampled_from(["\ud800", "a\udfffb", "", " ", "\x00", "é" * 3, True, False, None, 0, -1, 2**70,
-                     -(2**64), 1e308, -0.0, "Infinity", [], {}, [[[[]]]]]),
+                     -(2**64), 1e308, -0.0, "Infinity"]),
+    st.sampled_from([[], {}, [[[[]]]]]).map(copy.deepcopy),
     st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=20),
     st.integers(min_value=-(2**100), max_value=2**100),
@@ -89,20 +95,26 @@ def from_schema(schema: dict[str, Any], components: dict[str, Any], depth: int =
     return HOSTILE
 
 
+def containers(body: Any) -> list[Any]:
+    """Every dict and list of `body`, each once (a container seen again is not walked again)."""
+    seen: dict[int, Any] = {}
+    stack: list[Any] = [body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (dict, list)) and id(node) not in seen:
+            seen[id(node)] = node
+            stack.extend(node.values() if isinstance(node, dict) else node)
+    return list(seen.values())
+
+
 @st.composite
 def mutated(draw: st.DrawFn, valid: st.SearchStrategy) -> Any:
     """A valid body, with a few hostile changes at random places (or none)."""
     body = draw(valid)
     nested_deep = False
     for _ in range(draw(st.integers(0, 3))):
-        nodes: list[tuple[Any, Any]] = []
-        stack: list[Any] = [body]
-        while stack:
-            node = stack.pop()
-            children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-            for key, value in children:
-                nodes.append((node, key))
-                stack.append(value)
+        nodes = [(node, key) for node in containers(body)
+                 for key in (node.keys() if isinstance(node, dict) else range(len(node)))]
         if not nodes:
             break
         parent, key = draw(st.sampled_from(nodes))
@@ -196,6 +208,28 @@ def accuracy_client() -> Iterator[TestClient]:
 def judge_client() -> Iterator[TestClient]:
     with TestClient(create_judge_app(VideoP2RConfig(), kind="evidence"), raise_server_exceptions=False) as client:
         yield client
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data())
+def test_generated_bodies_share_no_container_and_never_contain_themselves(data) -> None:
+    """Two bodies drawn one after the other have no dict or list in common, and no body holds a
+    container twice (the shared `[]` of a plain `sampled_from` failed this within a few draws)."""
+    request = {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "string"}},
+                                                "extra": {}}, "required": ["items"]}
+    strategy = mutated(from_schema(request, {}))
+    first, second = data.draw(strategy), data.draw(strategy)
+    for body in (first, second):
+        walked = 0
+        stack = [body]
+        while stack and walked <= len(containers(body)):  # a container met twice stops the walk
+            node = stack.pop()
+            if isinstance(node, (dict, list)):
+                walked += 1
+                stack.extend(node.values() if isinstance(node, dict) else node)
+        assert walked == len(containers(body)), "a container occurs twice in one body"
+    assert not {id(c) for c in containers(first)} & {id(c) for c in containers(second)}
 
 
 def test_fuzz_score(accuracy_client):
