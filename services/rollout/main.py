@@ -12,10 +12,14 @@ import sys
 
 log = logging.getLogger(__name__)
 
-# sglang/srt/server_args.py 0.5.23 names; values taken and ignored here
+# sglang/srt/server_args.py 0.5.23 names (checked against its parser in
+# tests/rollout/test_sglang_launch_args.py); values taken and ignored here
 GPU_ONLY_VALUE_ARGS = ("--tp-size", "--dp-size", "--mem-fraction-static", "--chunked-prefill-size",
-                       "--max-running-requests", "--attention-backend", "--cuda-graph-max-bs", "--context-length",
+                       "--max-running-requests", "--attention-backend", "--context-length",
                        "--log-level", "--kv-cache-dtype", "--quantization", "--schedule-policy")
+# the embedded server's names that are SGLang's too (the rest, e.g. --threads, are its own)
+SGLANG_NAMED = ("--model-path", "--served-model-name", "--host", "--port", "--device", "--dtype",
+                "--weight-version", "--mm-process-config")
 GPU_ONLY_FLAGS = ("--enable-metrics", "--trust-remote-code", "--disable-cuda-graph", "--enable-deterministic-inference",
                   "--disable-radix-cache", "--skip-server-warmup")
 
