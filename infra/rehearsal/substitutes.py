@@ -14,6 +14,7 @@ Any other image cannot be pulled: the pod fails with ErrImagePull, as on a clust
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import threading
@@ -79,31 +80,17 @@ def _repo(image: str) -> str:
     return image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
 
 
-SGLANG_FLAGS = {"--model-path": "--model", "--served-model-name": "--served-model-name", "--host": "--host",
-                "--port": "--port", "--device": "--device", "--mm-process-config": "--mm-process-config"}
-
-
 def sglang_to_embedded(args: list[str]) -> list[str]:
-    """`python3 -m sglang.launch_server ARGS` → `videop2r serve rollout ARGS'` (strict)."""
-    out = ["videop2r", "serve", "rollout"]
-    i = 0
-    while i < len(args):
-        flag = args[i]
-        if flag in SGLANG_FLAGS:
-            out += [SGLANG_FLAGS[flag], args[i + 1]]
-            i += 2
-        elif flag == "--tp-size":
-            if int(args[i + 1]) != 1:
-                raise RenderError(f"sglang --tp-size {args[i + 1]}: the embedded server runs one device")
-            i += 2
-        elif flag == "--mem-fraction-static":
-            float(args[i + 1])  # SGLang's KV-pool share; the embedded server has no static pool
-            i += 2
-        elif flag == "--enable-metrics":
-            i += 1  # the embedded server always serves /metrics
-        else:
-            raise RenderError(f"sglang argument {flag!r}: the rehearsal's substitute does not know it")
-    return out
+    """`python3 -m sglang.launch_server ARGS` → `videop2r serve rollout ARGS`. The embedded server takes
+    SGLang 0.5.23's launch arguments itself (`services/rollout/main.py`, names from
+    sglang/srt/server_args.py) and its argparse refuses unknown ones as SGLang's does; only a
+    tensor-parallel size above 1 is refused here, since a rehearsal pod has one CPU device."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--tp-size", default="1")
+    tp_size = parser.parse_known_args(args)[0].tp_size
+    if int(tp_size) != 1:
+        raise RenderError(f"sglang --tp-size {tp_size}: the embedded server runs one device")
+    return ["videop2r", "serve", "rollout", *args]
 
 
 def launch(c: Container, images: dict[str, str]) -> Launch:
