@@ -30,8 +30,7 @@ class Cluster:
     def __init__(self, render: Render, images: dict[str, str], workdir: Path) -> None:
         self.render, self.workdir = render, workdir
         self.network = Network()
-        self.mountpoints: set[str] = set()
-        self.kubelet = Kubelet(render, images, workdir / "pvc", self.refresh, self.mountpoints)
+        self.kubelet = Kubelet(render, images, workdir / "pvc", self.refresh)
         self.pods: dict[str, Pod] = {}
         self.gone: list[Pod] = []
         self.services: list[dict[str, Any]] = [o for o in render.objects if o["kind"] == "Service"]
@@ -40,7 +39,7 @@ class Cluster:
         self.lock = threading.RLock()
         self.records: dict[str, list[str]] = {}
         self.dns: DNSServer | None = None
-        self.extra_hosts: dict[str, str] = {}   # pod namespace name → Kubernetes namespace (probe pods)
+        self.applied_rules: dict[str, str] = {}  # pod netns → the nft text last applied there
 
     def up(self) -> None:
         self.network.up()
@@ -129,7 +128,11 @@ class Cluster:
             endpoints = self.endpoints()
             for pod, ep in zip(list(self.pods.values()), endpoints):
                 self.network.write_hosts(pod.ns, body + f"{pod.ip} {pod.name}\n")
-                netpol.apply(ep, netpol.ruleset(ep, self.policies, endpoints))
+                # the rules follow addresses and labels, not readiness: re-applied only when they change
+                rules = netpol.ruleset(ep, self.policies, endpoints)
+                if self.applied_rules.get(pod.ns) != rules:
+                    netpol.apply(ep, rules)
+                    self.applied_rules[pod.ns] = rules
 
     # ------------------------------------------------------------------ waiting
     def wait(self, predicate, timeout_s: float, poll_s: float = 1.0) -> bool:

@@ -57,19 +57,8 @@ def namespaces() -> list[str]:
 
 
 def kill_namespace_processes(ns: str, grace_s: float = 5.0) -> None:
-    pids = [int(p) for p in run("ip", "netns", "pids", ns, check=False).stdout.split()]
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.time() + grace_s
-        while time.time() < deadline:
-            pids = [int(p) for p in run("ip", "netns", "pids", ns, check=False).stdout.split()]
-            if not pids:
-                return
-            time.sleep(0.2)
+    """SIGTERM every process of namespace `ns`, SIGKILL what is left after `grace_s`."""
+    kill_all([ns], grace_s)
 
 
 def kill_all(names: list[str], grace_s: float) -> None:

@@ -67,9 +67,9 @@ class Kubelet:
     """Starts and supervises pods; `volume_dir(pod, volume)` says where a volume lives."""
 
     def __init__(self, render: Render, images: dict[str, str], pvc_root: Path,
-                 on_change: Callable[[], None], mountpoints: set[str]) -> None:
+                 on_change: Callable[[], None]) -> None:
         self.render, self.images, self.pvc_root = render, images, pvc_root
-        self.on_change, self.mountpoints = on_change, mountpoints
+        self.on_change = on_change
         self.lock = threading.Lock()
         self.created: list[Path] = []
         self.closed = False  # set by the cluster's close: no supervisor starts a process after it
@@ -121,14 +121,12 @@ class Kubelet:
                 source = source / m.sub_path
                 source.mkdir(parents=True, exist_ok=True)
             mounts.append([str(source), m.path, m.read_only or forced_ro])
-            self.mountpoints.add(m.path)
         cwd = how.working_dir
         if cwd != "/" and not any(cwd == m[1] or cwd.startswith(m[1].rstrip("/") + "/") for m in mounts):
             # The image's WORKDIR: a directory of the (read-only) image, empty here.
             image_dir = pod.folder / "image" / cwd.strip("/").replace("/", "_")
             image_dir.mkdir(parents=True, exist_ok=True)
             mounts.append([str(image_dir), cwd, False])
-            self.mountpoints.add(cwd)
         return {"mounts": mounts, "read_only_root": c.read_only_root, "uid": pod.template.run_as_user,
                 "gid": pod.template.run_as_group,
                 "groups": sorted({pod.template.run_as_group, pod.template.fs_group or pod.template.run_as_group}),
@@ -234,8 +232,7 @@ class Kubelet:
                         self._set_ready(pod, False)
                         return
                     failures += 1
-                    if pod.job and (pod.template.restart_policy == "Never" and failures > pod.backoff_limit
-                                    or failures > pod.backoff_limit):
+                    if pod.job and failures > pod.backoff_limit:
                         pod.phase, pod.reason = "Failed", f"BackoffLimitExceeded ({c.name} exit {code})"
                         self._set_ready(pod, False)
                         return

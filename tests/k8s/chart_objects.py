@@ -7,6 +7,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+# one LabelSelector implementation for the chart tests and the rehearsal's NetworkPolicies
+from infra.rehearsal.netpol import matches as selects
+
 SETS = ["default", "everything", "external-s3", "external-judge", "cpu-only", "rehearsal"]
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
 DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
@@ -31,25 +34,6 @@ def pod_templates(objects: list[dict[str, Any]]) -> list[tuple[str, dict[str, An
 def containers(template: dict[str, Any]) -> list[dict[str, Any]]:
     spec = template["spec"]
     return list(spec.get("initContainers", [])) + list(spec["containers"])
-
-
-def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
-    """Kubernetes LabelSelector semantics (matchLabels and matchExpressions)."""
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expression in selector.get("matchExpressions") or []:
-        key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
-        present = key in labels
-        if operator == "In" and not (present and labels[key] in values):
-            return False
-        if operator == "NotIn" and present and labels[key] in values:
-            return False
-        if operator == "Exists" and not present:
-            return False
-        if operator == "DoesNotExist" and present:
-            return False
-    return True
 
 
 def selected_pods(objects, selector) -> list[tuple[str, dict[str, Any]]]:
