@@ -315,6 +315,7 @@ def run_pa_grpo(config: VideoP2RConfig, resume: bool = False) -> dict[str, Any]:
         final = runtime.evaluate(STAGE, trainer.total_steps, final=True, model=config.model.path,
                                  stage_seconds=stage.seconds())
         result = final.as_row() if final else {}
+        synced = loop.last_export if loop.weight_version == trainer.total_steps else ""  # "" when resumed at the end
         runtime.publish_model(stage.learner, trainer.output_path or str(runtime.paths.run_dir / "pa_grpo-model"),
-                              trainer.total_steps)
+                              trainer.total_steps, export=synced)
     return result

@@ -294,9 +294,16 @@ class StageRuntime:
 
         publish_model_card(self.config, self.stage, uri, self.paths.run_dir)
 
-    def publish_model(self, learner: Any, uri: str, version: int) -> None:
-        """The learner's weights as an HF checkpoint at `uri`, with their model card."""
-        learner.export_weights(uri, version)
+    def publish_model(self, learner: Any, uri: str, version: int, export: str = "") -> None:
+        """The learner's weights as an HF checkpoint at `uri`, with their model card. `export`: a
+        complete local export of these same weights (the last synced one), copied instead of
+        gathering and writing the model again."""
+        from videop2r.train.weight_sync import upload_export
+
+        if export:
+            upload_export(export, uri, self.config.storage)
+        else:
+            learner.export_weights(uri, version)
         self.publish_card(uri)
 
     # -- checkpoints: <checkpoint_prefix>/<run>/<stage>/step-N/{learner,hf,driver.json}
