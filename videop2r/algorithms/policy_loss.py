@@ -118,8 +118,7 @@ def pa_grpo_policy_loss(
             raise ValueError("kl_coef > 0 needs ref_log_prob")
         kl = kl_penalty(log_prob, ref_log_prob, str(_setting(config, "kl_estimator")))
         # the KL term of the objective is per rollout, over all its tokens
-        kl_loss = agg_loss(loss_mat=kl, loss_mask=mask, loss_agg_mode="seq-mean-token-mean" if mode == PROCESS_MEAN
-                           else mode, **scale)
+        kl_loss = aggregate(kl, mask, mode, **scale)
         loss = pg_loss + kl_coef * kl_loss
         metrics["actor/kl_loss"] = float(kl_loss.detach())
         metrics["actor/kl"] = _masked_mean(kl.detach(), mask)

@@ -3,7 +3,7 @@
 Public API (names are imported lazily, so `import videop2r.learner` stays cheap):
 
 - ``Learner(settings, num_workers, *, use_gpu=None, failure_grace_s=10.0, process_on_nodes=None)``
-  / ``Learner.from_config(config, model_path=None)`` — builds the worker group (needs Ray
+  — builds the worker group (needs Ray
   initialised: ``init_local_ray`` on a laptop, the RayCluster in a RayJob) and loads the model.
   Methods, each blocking and collective over the workers:
   ``compute_log_prob(batch) -> DataProto[old_log_probs, entropys]``,

@@ -106,12 +106,17 @@ def _stage_side_files(model: nn.Module, dtype: torch.dtype, source_dir: Path | N
         shutil.copy2(path, staging / path.name)
 
 
+def drop_leftovers(store: ObjectStore, keep: list[str]) -> None:
+    """Delete the top-level files of an older export that are not in `keep` (sub-folders stay)."""
+    for info in list(store.list("")):
+        if "/" not in info.key and info.key not in keep:
+            store.delete(info.key)
+
+
 def _mark_version(store: ObjectStore, files: list[str], version: int, dtype: torch.dtype,
                   extra: dict[str, Any] | None) -> dict[str, Any]:
     """Drop an older export's leftovers, then write the marker that vouches for `files`."""
-    for info in list(store.list("")):
-        if "/" not in info.key and info.key not in files:
-            store.delete(info.key)
+    drop_leftovers(store, files)
     record = {"version": int(version), "files": sorted(files), "created": time.time(),
               "dtype": str(dtype).removeprefix("torch."), **(extra or {})}
     store.put_json(WEIGHT_VERSION_FILE, record)

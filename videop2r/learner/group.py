@@ -24,7 +24,6 @@ from verl import DataProto
 from verl.protocol import _padding_size_key
 from verl.single_controller.ray import RayClassWithInitArgs, RayResourcePool, RayWorkerGroup
 
-from videop2r.config import VideoP2RConfig
 from videop2r.learner.batch import VisionTokens, check_batch
 from videop2r.learner.settings import LearnerSettings, one_update_per_batch
 from videop2r.learner.worker import LearnerWorker
@@ -32,6 +31,11 @@ from videop2r.learner.worker import LearnerWorker
 log = logging.getLogger(__name__)
 
 _POLL_S = 0.5
+
+
+def wants_gpu(device: str, num_workers: int) -> bool:
+    """Whether the workers run on GPUs: `cuda`, or `auto` with a GPU per worker in the Ray cluster."""
+    return device == "cuda" or (device == "auto" and ray.cluster_resources().get("GPU", 0) >= num_workers)
 
 
 class LearnerError(RuntimeError):
@@ -181,8 +185,7 @@ class Learner:
         if not ray.is_initialized():
             raise LearnerError("Ray is not initialised: call ray.init(...) (or connect to the cluster) first")
         if use_gpu is None:
-            use_gpu = settings.learner.device == "cuda" or (
-                settings.learner.device == "auto" and ray.cluster_resources().get("GPU", 0) >= num_workers)
+            use_gpu = wants_gpu(settings.learner.device, num_workers)
         self.settings = settings
         self.use_gpu = use_gpu
         nodes = process_on_nodes or [num_workers]
@@ -209,12 +212,6 @@ class Learner:
         #: what `check_batch` needs to reject a batch on the driver, before any worker sees it (a row
         #: that fails on one worker only would leave the others waiting in a collective)
         self.vision = VisionTokens(**self.workers_info[0]["vision"])
-
-    @classmethod
-    def from_config(cls, config: VideoP2RConfig, model_path: str | None = None, **kwargs: Any) -> "Learner":
-        """Learner of `config` (learner.num_workers workers); `model_path` overrides model.path."""
-        kwargs.setdefault("failure_grace_s", config.trainer.worker_failure_grace_s)
-        return cls(LearnerSettings.from_config(config, model_path), config.learner.num_workers, **kwargs)
 
     @property
     def world_size(self) -> int:

@@ -146,15 +146,12 @@ def logits_bytes(shape: ModelShape, inputs: PlanInputs) -> float:
 def plan_memory(shape: ModelShape, inputs: PlanInputs) -> Plan:
     """The plan of `inputs` (see the module docstring); `max_tokens` = the largest micro-batch that fits."""
     n, p = inputs.workers, shape.params
+    fixed = _fixed_gpu(shape, inputs)
     gpu = {
-        "parameters": 4 * p / n,
-        "gradients": 4 * p / n,
-        "optimizer": 8 * p / n,
-        "reference": 0.0 if inputs.reference_offload else inputs.reference_bytes * p / n,
+        **{key: fixed[key] for key in ("parameters", "gradients", "optimizer", "reference")},
         "activations": activation_bytes(shape, inputs),
         "logits": logits_bytes(shape, inputs),
-        "buffers": float((shape.root_unit + 2 * shape.largest_block) * inputs.compute_bytes
-                         + 4 * shape.largest_block + (GPU_RESERVE if inputs.device == "cuda" else 0)),
+        "buffers": fixed["buffers"],
     }
     local = min(inputs.gpus_per_node, n)
     host = {
@@ -189,9 +186,19 @@ def _max_tokens(shape: ModelShape, inputs: PlanInputs) -> int:
     return low
 
 
+def _fixed_gpu(shape: ModelShape, inputs: PlanInputs) -> dict[str, float]:
+    """Per-GPU bytes that do not grow with the micro-batch, by what holds them."""
+    n, p = inputs.workers, shape.params
+    return {
+        "parameters": 4 * p / n,
+        "gradients": 4 * p / n,
+        "optimizer": 8 * p / n,
+        "reference": 0.0 if inputs.reference_offload else inputs.reference_bytes * p / n,
+        "buffers": float((shape.root_unit + 2 * shape.largest_block) * inputs.compute_bytes
+                         + 4 * shape.largest_block + (GPU_RESERVE if inputs.device == "cuda" else 0)),
+    }
+
+
 def plan_fixed(shape: ModelShape, inputs: PlanInputs) -> float:
     """Per-GPU bytes that do not grow with the micro-batch."""
-    n, p = inputs.workers, shape.params
-    reference = 0.0 if inputs.reference_offload else inputs.reference_bytes * p / n
-    buffers = (shape.root_unit + 2 * shape.largest_block) * inputs.compute_bytes + 4 * shape.largest_block
-    return 16 * p / n + reference + buffers + (GPU_RESERVE if inputs.device == "cuda" else 0)
+    return sum(_fixed_gpu(shape, inputs).values())

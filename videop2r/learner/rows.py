@@ -51,9 +51,3 @@ class Rows:
         multi_modal = data.non_tensor_batch.get("multi_modal_inputs") if data.non_tensor_batch else None
         return cls(tensors, list(multi_modal) if multi_modal is not None else [])
 
-
-def row_lengths(rows: Rows) -> torch.Tensor:
-    """(bs,) real tokens per row: prompt (attention mask) + response (response mask)."""
-    response_width = rows.tensors["response_mask"].shape[1]
-    prompt = rows.tensors["attention_mask"][:, : rows.tensors["attention_mask"].shape[1] - response_width]
-    return prompt.sum(-1) + rows.tensors["response_mask"].sum(-1)

@@ -81,13 +81,13 @@ def learner_layout(num_workers: int, use_gpu: bool, nodes: Sequence[Mapping[str,
 
 def learner_placement(config: VideoP2RConfig) -> list[int]:
     """`learner_layout` of learner.num_workers on the connected Ray cluster, deciding GPU use as
-    the Learner does (cuda; or auto with a GPU per worker in the cluster)."""
+    the Learner does (`wants_gpu`)."""
     import ray
 
-    num_workers, device = config.learner.num_workers, config.learner.device
+    from videop2r.learner.group import wants_gpu
 
-    use_gpu = device == "cuda" or (device == "auto" and ray.cluster_resources().get("GPU", 0) >= num_workers)
-    layout = learner_layout(num_workers, use_gpu, ray.nodes())
+    num_workers = config.learner.num_workers
+    layout = learner_layout(num_workers, wants_gpu(config.learner.device, num_workers), ray.nodes())
     if len(layout) > 1:
         log.info("learner: %d workers over %d nodes %s", num_workers, len(layout), layout)
     return layout

@@ -103,8 +103,8 @@ def config_problems(config: VideoP2RConfig, *, check_paths: bool = False, gpus_p
                         "package, which is not installed; use sdpa")
     learner = config.learner
     longest = longest_prompt(config) + config.rollout.max_new_tokens
-    if learner.max_tokens_per_micro_batch and learner.max_prompt_tokens and \
-            learner.max_prompt_tokens + config.rollout.max_new_tokens > learner.max_tokens_per_micro_batch:
+    # with max_prompt_tokens set, `longest` is exactly max_prompt_tokens + max_new_tokens
+    if learner.max_tokens_per_micro_batch and learner.max_prompt_tokens and longest > learner.max_tokens_per_micro_batch:
         problems.append(f"config error: learner.max_tokens_per_micro_batch: {learner.max_tokens_per_micro_batch} is "
                         f"less than the longest row (learner.max_prompt_tokens + rollout.max_new_tokens = "
                         f"{longest}): such rows would be dropped")

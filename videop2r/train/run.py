@@ -47,9 +47,8 @@ def check_config(config: VideoP2RConfig, stage: str) -> None:
     if trainer.mini_batch_size % config.learner.num_workers:
         raise ConfigError(f"config error: trainer.mini_batch_size: {trainer.mini_batch_size} is not a multiple of "
                           f"learner.num_workers ({config.learner.num_workers})")
-    if stage == "sft":
-        pass  # any SFT batch works: the learner pads it to a multiple of the workers with weightless rows
-    else:
+    # any SFT batch works: the learner pads it to a multiple of the workers with weightless rows
+    if stage != "sft":
         batch = trainer.prompts_per_step * config.rollout.n
         if trainer.mini_batch_size > batch:
             raise ConfigError(f"config error: trainer.mini_batch_size: {trainer.mini_batch_size} is larger than the "

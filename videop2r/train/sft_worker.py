@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from verl.trainer.ppo.core_algos import agg_loss
 
+from videop2r.algorithms.policy_loss import aggregate
 from videop2r.learner.worker import LearnerWorker
 
 
@@ -33,9 +33,8 @@ def sft_nll_loss(
     """
     mask = response_mask.to(log_prob.dtype)
     mode = config.loss_agg_mode if hasattr(config, "loss_agg_mode") else config["loss_agg_mode"]
-    # SFT has no process spans: seq-mean-process-mean is the per-rollout token mean here
-    loss = agg_loss(loss_mat=-log_prob, loss_mask=mask,
-                    loss_agg_mode="seq-mean-token-mean" if mode == "seq-mean-process-mean" else mode)
+    # SFT has no process spans: `aggregate` takes seq-mean-process-mean as the per-rollout token mean
+    loss = aggregate(-log_prob, mask, mode)
     with torch.no_grad():
         tokens = mask.sum().clamp(min=1)
         nll = float((-log_prob * mask).sum() / tokens)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from videop2r.config import StorageConfig, VideoP2RConfig
-from videop2r.learner.export import WEIGHT_VERSION_FILE
+from videop2r.learner.export import WEIGHT_VERSION_FILE, drop_leftovers
 from videop2r.metrics import metric
 from videop2r.rollout import RolloutClient
 from videop2r.rollout.client import WeightSyncError
@@ -168,9 +168,7 @@ def upload_export(local_dir: Path, uri: str, storage: StorageConfig | None = Non
     files = sorted(p.name for p in local_dir.iterdir() if p.is_file() and p.name != WEIGHT_VERSION_FILE)
     for name in files:
         store.put_file(name, local_dir / name)
-    for info in list(store.list("")):
-        if "/" not in info.key and info.key not in files:
-            store.delete(info.key)
+    drop_leftovers(store, files)
     store.put_file(WEIGHT_VERSION_FILE, local_dir / WEIGHT_VERSION_FILE)
     return [*files, WEIGHT_VERSION_FILE]
 
