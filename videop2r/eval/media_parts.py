@@ -14,7 +14,6 @@ An image medium is one ``image_url`` part (``frames``: a lossless PNG data URI).
 
 from __future__ import annotations
 
-import base64
 import io
 from fractions import Fraction
 from typing import Any
@@ -22,14 +21,10 @@ from typing import Any
 import numpy as np
 
 from videop2r.eval.clips import LoadedMedia
-from videop2r.rollout.media import encode_image_uri, encode_video_uri
+from videop2r.rollout.media import data_uri, encode_image_uri, encode_video_uri
 
 CHAT_MEDIA = ("video_url", "images", "frames")
 JPEG_QUALITY = 90
-
-
-def data_uri(data: bytes, mime: str) -> str:
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def jpeg_uri(pixels: np.ndarray) -> str:

@@ -40,7 +40,11 @@ class RetryPolicy:
         """Seconds to wait before retry number `retry` (1 = the first retry)."""
         if retry_after_s is not None:
             return min(max(retry_after_s, 0.0), self.max_backoff_s)
-        return min(self.backoff_s * 2 ** max(retry - 1, 0), self.max_backoff_s) * random.uniform(0.5, 1.0)
+        return self.backoff(retry) * random.uniform(0.5, 1.0)
+
+    def backoff(self, retry: int) -> float:
+        """The exponential backoff of retry number `retry`, without jitter."""
+        return min(self.backoff_s * 2 ** max(retry - 1, 0), self.max_backoff_s)
 
     def cooldown(self, failures: int, retry_after_s: float | None = None) -> float:
         """How long an endpoint with `failures` failures in a row gets no traffic."""

@@ -45,17 +45,16 @@ class RayJobs:
 
     def cluster(self, name: str) -> dict[str, Any] | None:
         """The RayCluster `name` in the namespace, or None when there is none."""
-        try:
-            return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, "rayclusters", name)
-        except ApiException as exc:
-            status = _status_body(exc.body)
-            # a Status 404 = no such object; a plain "404 page not found" = no KubeRay at all
-            if exc.status == 404 and status and (status.get("details") or {}).get("kind") != "namespaces":
-                return None
-            raise KubernetesError(self._explain("get", exc, None)) from None
-        except HTTPError as exc:
-            raise KubernetesError(f"cannot reach the Kubernetes API at {self.connection.host}: "
-                                  f"{type(exc).__name__}: {exc}") from None
+        def request() -> dict[str, Any] | None:
+            try:
+                return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, "rayclusters", name)
+            except ApiException as exc:
+                status = _status_body(exc.body)
+                # a Status 404 = no such object; a plain "404 page not found" = no KubeRay at all
+                if exc.status == 404 and status and (status.get("details") or {}).get("kind") != "namespaces":
+                    return None
+                raise
+        return self._call("get", request)
 
     def cluster_names(self) -> list[str]:
         """Names of the RayClusters in the namespace (for a helpful error)."""

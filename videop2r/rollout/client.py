@@ -47,7 +47,7 @@ from videop2r.http.errors import (
 )
 from videop2r.http.pool import Endpoint, EndpointPool
 from videop2r.http.resolution import EndpointSet
-from videop2r.http.retry import MAX_BACKOFF_S, RetryPolicy
+from videop2r.http.retry import RetryPolicy
 from videop2r.metrics import metric
 
 log = logging.getLogger(__name__)
@@ -242,12 +242,11 @@ class RolloutClient:
         succeeded, or any failed with `require_all`."""
         await self.pool.refresh()  # every pod there is now gets the weights
         self.weights_path, self.expected_version = path, str(version)
-        backoff_s = self.pool.policy.backoff_s
 
         async def with_retries(endpoint: _Endpoint) -> EndpointUpdate:
             for attempt in range(max(attempts, 1)):
                 if attempt:
-                    await asyncio.sleep(min(backoff_s * 2 ** (attempt - 1), MAX_BACKOFF_S))
+                    await asyncio.sleep(self.pool.policy.backoff(attempt))
                     log.info("retrying the weight update of %s (attempt %d/%d)", endpoint.url, attempt + 1, attempts)
                 result = await self._update_one(endpoint, load_format)
                 if result.success:

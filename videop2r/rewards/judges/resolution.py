@@ -82,10 +82,10 @@ def unresolved_value(true_value: str, observation: str, question: str, table: di
     listed = ", ".join(sorted(others | {true_value}))
     if hedged(words):
         return f"hedges between {listed}"
-    parts = [tokenise(part) for part in clauses(observation)]
-    with_true = [p for p in parts if table_values(p, table, mentions) & {true_value}]
-    with_other = [p for p in parts if table_values(p, table, mentions) & others]
-    if any(table_values(p, table, mentions) & others for p in with_true):
+    parts = [(words, table_values(words, table, mentions)) for words in map(tokenise, clauses(observation))]
+    with_true = [p for p, values in parts if true_value in values]
+    with_other = [p for p, values in parts if values & others]
+    if any(true_value in values and values & others for _, values in parts):
         return f"lists {listed} without saying which"
     cues = question_cues(question, tokenise)
     cued = lambda part: bool(cues & {_stem(w) for w in part})  # noqa: E731
