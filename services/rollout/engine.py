@@ -34,9 +34,7 @@ import torch.nn.functional as F
 
 from services.rollout import prompt_job, shared_prefix
 from services.rollout.kv_cache import preallocated
-
-# InvalidJob and SamplingOptions: services/rollout/app.py still imports them from here
-from services.rollout.prompt_job import InvalidJob, JobResult, PromptJob, SamplingOptions  # noqa: F401
+from services.rollout.prompt_job import JobResult, PromptJob
 from services.rollout.sampling import sample_next
 from services.rollout.stopping import SampleOutput, StopRule, final_text
 

@@ -13,8 +13,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from services.rollout.engine import InvalidJob
 from services.rollout.jobs import RequestError
+from services.rollout.prompt_job import InvalidJob
 from videop2r.prompting import PromptError
 from videop2r.rollout.media import MediaError
 

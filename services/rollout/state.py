@@ -12,8 +12,9 @@ from typing import Any
 from fastapi import Request
 from prometheus_client import CollectorRegistry
 
-from services.rollout.engine import GenerationEngine, JobResult, PromptJob
+from services.rollout.engine import GenerationEngine
 from services.rollout.media_sources import MediaSources
+from services.rollout.prompt_job import JobResult, PromptJob
 from services.rollout.scheduler import BatchScheduler
 from videop2r.metrics import metric
 

@@ -12,8 +12,8 @@ from fastapi import APIRouter, Depends, Request
 
 from services.rollout.body_checks import text_problem
 from services.rollout.chat import chat_job, chat_response
-from services.rollout.engine import InvalidJob
 from services.rollout.errors import error_response
+from services.rollout.prompt_job import InvalidJob
 from services.rollout.protocol import ChatCompletionIn
 from services.rollout.state import RolloutState, rollout_state
 

@@ -16,9 +16,9 @@ from fastapi.responses import JSONResponse
 
 from services.rollout.body_checks import text_problem
 from services.rollout.contract import contract_error
-from services.rollout.engine import InvalidJob
 from services.rollout.errors import error_response
 from services.rollout.jobs import RequestError, generate_jobs, generate_response
+from services.rollout.prompt_job import InvalidJob
 from services.rollout.protocol import GenerateIn
 from services.rollout.state import RolloutState, rollout_state
 

@@ -10,7 +10,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
-from services.rollout.engine import GenerationEngine, PromptJob, SamplingOptions
+from services.rollout.engine import GenerationEngine
+from services.rollout.prompt_job import PromptJob, SamplingOptions
 from services.rollout.state import RolloutState, rollout_state
 
 HEALTH_GENERATE_TIMEOUT_S = 20.0
